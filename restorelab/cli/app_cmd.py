@@ -1,0 +1,36 @@
+"""``restorelab gui [IMAGE]`` (also ``restorelab`` and ``restorelab IMAGE``)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gui", help="open the desktop application (default when no command is given)")
+    p.add_argument("image", nargs="?", help="image to open (default: the built-in sample)")
+    p.add_argument("--self-test", action="store_true", help="run a headless self-test and exit")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from restorelab.gui.app import main as gui_main
+    except ImportError as e:  # the window is not there yet, or Qt is missing
+        print(f"restorelab: the desktop application is unavailable ({e}); running the headless demo")
+        return _headless_demo(args.image)
+    return gui_main(args.image, self_test=args.self_test)
+
+
+def _headless_demo(image: str | None) -> int:
+    from restorelab import denoise
+    from restorelab.io import load_image
+    from restorelab.resources import sample_path
+
+    path = image or str(sample_path())
+    y = load_image(path)
+    for name in denoise.names():
+        if name == "bfcnn":
+            continue
+        x = denoise.get(name)(y, 25 / 255)
+        print(f"{name:>14}: denoised {path} -> mean {float(x.mean()):.4f}")
+    return 0
