@@ -125,6 +125,19 @@ def _opt(
     return v
 
 
+def _num(v: Any, what: str) -> float:
+    """A JSON number as a finite float (SessionError otherwise, e.g. for 10**400)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise SessionError(f"damaged session: {what} must be a number")
+    try:
+        f = float(v)
+    except OverflowError:
+        raise SessionError(f"damaged session: {what} is out of range") from None
+    if not math.isfinite(f):
+        raise SessionError(f"damaged session: {what} is not finite")
+    return f
+
+
 def _as_tuple(t: type | tuple[type, ...]) -> tuple[type, ...]:
     return t if isinstance(t, tuple) else (t,)
 
@@ -262,7 +275,7 @@ class MethodChoice:
             kind=_req(d, "kind", str, "method"),
             name=_req(d, "name", str, "method"),
             params=_check_plain(_opt(d, "params", dict, "method", {}), "method params"),
-            sigma=None if sigma is None else float(sigma),
+            sigma=None if sigma is None else _num(sigma, "method sigma"),
             seed=_opt(d, "seed", int, "method"),
         )
 
@@ -300,9 +313,7 @@ class SamplerResult:
         logs = {}
         for k in ("sigma_log", "h_log"):
             v = _opt(d, k, list, "sampler", [])
-            if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-                raise SessionError(f"damaged session: sampler {k} must hold numbers")
-            logs[k] = [float(x) for x in v]
+            logs[k] = [_num(x, f"sampler {k}") for x in v]
         return cls(
             method=_req(d, "method", str, "sampler"),
             samples=_get_arr(d.get("samples"), arrays, "sampler samples", optional=True),
