@@ -1,0 +1,7 @@
+"""The restorelab desktop application (PySide6 + pyqtgraph + superqt).
+
+Only this package imports Qt. It holds no image-processing algorithm: every pixel it
+shows is computed by the core (``restorelab.denoise``, ``restorelab.edit``,
+``restorelab.prior``, ``restorelab.io``) and driven through the job protocol of
+:mod:`restorelab.jobs`. Entry point: :func:`restorelab.gui.app.main`.
+"""
