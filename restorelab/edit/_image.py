@@ -1,0 +1,99 @@
+"""Image and mask conversion shared by the Poisson edits.
+
+Images are float32 (H, W) or (H, W, C) in [0, 1]; uint8 / uint16 / float / bool-free inputs are
+accepted and converted. Values outside [0, 1] in float inputs are kept (never clipped in the
+solve); only :func:`from_float` to an integer dtype clips, and it rounds to the nearest level.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["to_float", "from_float", "as_mask", "split_alpha", "merge_alpha"]
+
+
+def to_float(img: Any, name: str = "image") -> tuple[np.ndarray, np.dtype]:
+    """Convert ``img`` to float32 in [0, 1]: uint8 → x/255, uint16 → x/65535, float as is.
+
+    Returns ``(image, original_dtype)``; the input is never modified (a new array is returned).
+    Raises ``TypeError`` for other dtypes and ``ValueError`` for bad shapes or non-finite values.
+    """
+    if not isinstance(img, np.ndarray):
+        if isinstance(img, (list, tuple)):
+            img = np.asarray(img)
+        else:
+            raise TypeError(f"{name} must be a numpy array, got {type(img).__name__}")
+    dt = img.dtype
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 2, 3, 4)):
+        raise ValueError(f"{name} must have shape (H, W) or (H, W, C) with C in 1..4, got {img.shape}")
+    if img.shape[0] < 1 or img.shape[1] < 1:
+        raise ValueError(f"{name} is empty (shape {img.shape})")
+    if dt == np.uint8:
+        out = img.astype(np.float32) / np.float32(255)
+    elif dt == np.uint16:
+        out = img.astype(np.float32) / np.float32(65535)
+    elif np.issubdtype(dt, np.floating):
+        out = np.array(img, dtype=np.float32, copy=True)
+        if not np.isfinite(out).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+    else:
+        raise TypeError(f"{name} has unsupported dtype {dt}; use uint8, uint16 or float")
+    if out.ndim == 3 and out.shape[2] == 1:
+        out = out[:, :, 0]
+    return out, dt
+
+
+def from_float(img: np.ndarray, dtype: Any) -> np.ndarray:
+    """Convert a float image in [0, 1] back to ``dtype``: integers are clipped and *rounded*
+    (``round(x·255)`` / ``round(x·65535)``), floats are returned unclipped."""
+    dt = np.dtype(dtype)
+    a = np.asarray(img)
+    if dt == np.uint8:
+        return np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if dt == np.uint16:
+        return np.rint(np.clip(a, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    if np.issubdtype(dt, np.floating):
+        return a.astype(dt, copy=True)
+    raise TypeError(f"unsupported output dtype {dt}")
+
+
+def as_mask(mask: Any, shape: tuple[int, int], name: str = "mask") -> np.ndarray:
+    """A boolean (H, W) copy of ``mask``: non-zero (white) = selected. A (H, W, C) mask counts a
+    pixel as selected when any channel is non-zero. Raises ``ValueError`` on a shape mismatch,
+    NaN or an empty selection."""
+    if mask is None:
+        raise ValueError(f"{name} is required")
+    m = np.asarray(mask)
+    if m.ndim == 3:
+        m = np.any(m != 0, axis=2) if m.dtype != bool else m.any(axis=2)
+    if m.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (H, W), got shape {np.asarray(mask).shape}")
+    if m.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {m.shape}, expected {tuple(shape)}")
+    if m.dtype != bool:
+        if np.issubdtype(m.dtype, np.floating) and not np.isfinite(m).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        m = m != 0
+    else:
+        m = m.copy()
+    if not m.any():
+        raise ValueError(f"{name} is empty: select at least one pixel (non-zero = selected)")
+    return m
+
+
+def split_alpha(img: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(colour, alpha): a 2- or 4-channel image loses its last channel to ``alpha``."""
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        return img[:, :, :-1], img[:, :, -1]
+    return img, None
+
+
+def merge_alpha(color: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """Inverse of :func:`split_alpha`."""
+    if alpha is None:
+        return color
+    if color.ndim == 2:
+        color = color[:, :, None]
+    return np.concatenate([color, alpha[:, :, None].astype(color.dtype)], axis=2)

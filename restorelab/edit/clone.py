@@ -1,0 +1,168 @@
+"""Seamless cloning (Pérez, Gangnet & Blake, "Poisson Image Editing", SIGGRAPH 2003; Di Martino,
+Facciolo & Meinhardt-Llopis, IPOL 2016).
+
+The source mask's pixel (i, j) lands on the destination pixel (i + dy, j + dx). Inside the
+placed mask Ω the result solves Δf = div v with f = f* (the destination) on ∂Ω; the part of the
+mask that falls outside the destination is clipped; the destination border is a free (Neumann)
+boundary; pixels outside Ω are returned unchanged, bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from restorelab.edit._image import as_mask, merge_alpha, split_alpha, to_float
+from restorelab.edit.guidance import CLONE_MODES, clone_guidance
+from restorelab.edit.solvers import SOLVERS, ProblemCache, divergence, solve_neumann_dct
+
+__all__ = ["CloneSession", "prepare", "seamless_clone"]
+
+
+def _offset(offset: Any) -> tuple[int, int]:
+    try:
+        dy, dx = offset
+        fy, fx = float(dy), float(dx)
+    except (TypeError, ValueError):
+        raise ValueError(f"offset must be a pair (dy, dx) of integers, got {offset!r}") from None
+    if not (np.isfinite(fy) and np.isfinite(fx)) or fy != int(fy) or fx != int(fx):
+        raise ValueError(f"offset must be a pair (dy, dx) of integers, got {offset!r}")
+    return int(fy), int(fx)
+
+
+class CloneSession:
+    """A source and its mask prepared for repeated placement (the GUI's drag).
+
+    The linear system depends only on the placed mask, which is the same for every offset that
+    keeps the mask one pixel away from the destination's border; its factorisation is made on
+    the first :meth:`place` and reused (a few clipped variants are cached as well), so a later
+    placement costs one guidance evaluation and one pair of triangular solves for all channels.
+    """
+
+    def __init__(self, src: Any, mask: Any, mode: str = "import", solver: str = "auto") -> None:
+        if mode not in CLONE_MODES:
+            raise ValueError(f"unknown clone mode {mode!r}; use one of {', '.join(CLONE_MODES)}")
+        if solver not in SOLVERS:
+            raise ValueError(f"unknown solver {solver!r}; use one of {', '.join(SOLVERS)}")
+        s, _ = to_float(src, "src")
+        s, _alpha = split_alpha(s)
+        self.src = (s[:, :, None] if s.ndim == 2 else s).astype(np.float64)
+        self.mask = as_mask(mask, self.src.shape[:2])
+        self.mode = mode
+        self.solver = solver
+        rows = np.flatnonzero(self.mask.any(axis=1))
+        cols = np.flatnonzero(self.mask.any(axis=0))
+        self._bbox = (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+        self._cache = ProblemCache(4)
+        self._oneshot = False
+
+    # -- geometry --------------------------------------------------------------------------------
+    def _placement(self, offset: Any, dst_shape: tuple[int, ...]) -> tuple[tuple[slice, slice], np.ndarray]:
+        dy, dx = _offset(offset)
+        hd, wd = int(dst_shape[0]), int(dst_shape[1])
+        sy0, sy1, sx0, sx1 = self._bbox
+        y0, y1 = max(sy0 + dy, 0), min(sy1 + dy, hd)
+        x0, x1 = max(sx0 + dx, 0), min(sx1 + dx, wd)
+        inside = y0 < y1 and x0 < x1
+        pm = self.mask[y0 - dy : y1 - dy, x0 - dx : x1 - dx] if inside else np.zeros((0, 0), bool)
+        if not pm.any():
+            raise ValueError(
+                f"offset {(dy, dx)} places the mask entirely outside the {hd}x{wd} destination"
+            )
+        r = np.flatnonzero(pm.any(axis=1))
+        c = np.flatnonzero(pm.any(axis=0))
+        ty0, ty1, tx0, tx1 = y0 + r[0], y0 + r[-1] + 1, x0 + c[0], x0 + c[-1] + 1
+        cy0, cy1, cx0, cx1 = max(ty0 - 1, 0), min(ty1 + 1, hd), max(tx0 - 1, 0), min(tx1 + 1, wd)
+        mask_c = np.zeros((cy1 - cy0, cx1 - cx0), dtype=bool)
+        mask_c[ty0 - cy0 : ty1 - cy0, tx0 - cx0 : tx1 - cx0] = pm[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0]
+        return (slice(cy0, cy1), slice(cx0, cx1)), mask_c
+
+    def mask_at(self, offset: Any, dst_shape: tuple[int, ...]) -> np.ndarray:
+        """The destination pixels (bool, ``dst_shape[:2]``) that a placement at ``offset``
+        changes: the source mask shifted by (dy, dx) and clipped to the destination."""
+        (ys, xs), mask_c = self._placement(offset, dst_shape)
+        out = np.zeros((int(dst_shape[0]), int(dst_shape[1])), dtype=bool)
+        out[ys, xs] = mask_c
+        return out
+
+    def _src_crop(self, ys: slice, xs: slice, offset: tuple[int, int], channels: int) -> np.ndarray:
+        dy, dx = offset
+        hs, ws = self.src.shape[:2]
+        ry = np.clip(np.arange(ys.start, ys.stop) - dy, 0, hs - 1)
+        rx = np.clip(np.arange(xs.start, xs.stop) - dx, 0, ws - 1)
+        g = self.src[ry[:, None], rx[None, :]]
+        if g.shape[2] != channels:
+            if g.shape[2] == 1:
+                g = np.repeat(g, channels, axis=2)
+            else:
+                raise ValueError(
+                    f"the source has {g.shape[2]} colour channels but the destination {channels}; "
+                    "convert the source to gray first"
+                )
+        return g
+
+    # -- solve -----------------------------------------------------------------------------------
+    def place(self, dst: Any, offset: Any = (0, 0)) -> np.ndarray:
+        """The seamless clone of the prepared source into ``dst`` at ``offset`` = (dy, dx):
+        a new float32 image of ``dst``'s shape (alpha, if any, copied from ``dst``)."""
+        d, _ = to_float(dst, "dst")
+        color, alpha = split_alpha(d)
+        gray = color.ndim == 2
+        t = color[:, :, None] if gray else color
+        off = _offset(offset)
+        (ys, xs), mask_c = self._placement(off, t.shape)
+        g = self._src_crop(ys, xs, off, t.shape[2])
+        out = t  # already a private copy (to_float copies)
+        if self.mode == "paste":
+            region = out[ys, xs]
+            region[mask_c] = g[mask_c]
+            out[ys, xs] = region
+        else:
+            dc = t[ys, xs].astype(np.float64)
+            vx, vy = clone_guidance(g, dc, self.mode)
+            div = divergence(vx, vy)
+            prob = self._cache.get(mask_c)
+            if prob.singular and mask_c.shape == t.shape[:2]:
+                # no Dirichlet boundary: the whole destination is replaced; keep its mean
+                out = solve_neumann_dct(div, dc.reshape(-1, dc.shape[2]).mean(axis=0))
+            else:
+                solver = self.solver
+                if solver == "auto" and not self._oneshot:
+                    # a session reuses its factorisation for every offset
+                    solver = "direct"
+                x = prob.solve(prob.rhs(dc, div), solver)
+                region = out[ys, xs].reshape(-1, t.shape[2])
+                region[prob.flat] = x
+                out[ys, xs] = region.reshape(dc.shape)
+        if gray:
+            out = out[:, :, 0]
+        return merge_alpha(out, alpha)
+
+
+def prepare(src: Any, mask: Any, mode: str = "import", solver: str = "auto") -> CloneSession:
+    """Prepare ``src`` and its ``mask`` for repeated :meth:`CloneSession.place` calls."""
+    return CloneSession(src, mask, mode=mode, solver=solver)
+
+
+def seamless_clone(
+    src: Any,
+    dst: Any,
+    mask: Any,
+    offset: Any = (0, 0),
+    mode: str = "import",
+    solver: str = "auto",
+) -> np.ndarray:
+    """Seamless cloning (Pérez et al. 2003): the pixels of ``src`` selected by ``mask`` (non-zero,
+    same height and width as ``src``) are blended into ``dst`` so that the source mask pixel
+    (i, j) lands at (i + dy, j + dx), solving Δf = div v inside the placed mask with the
+    destination as Dirichlet boundary (its border as a free boundary).
+
+    ``mode``: ``import`` (v = ∇src), ``mixed`` (the larger of ∇src and ∇dst per pixel),
+    ``average``, ``paste`` (plain copy) or ``replace`` (the IPOL name of ``import``).
+    ``solver``: ``auto`` | ``direct`` | ``cg`` | ``amg`` (see :mod:`restorelab.edit.solvers`).
+    Returns a new float32 image with ``dst``'s shape; inputs are not modified.
+    """
+    sess = CloneSession(src, mask, mode=mode, solver=solver)
+    sess._oneshot = True  # "auto": the problem size chooses between factorising and CG
+    return sess.place(dst, offset)
