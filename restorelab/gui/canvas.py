@@ -54,7 +54,9 @@ class CanvasViewBox(pg.ViewBox):
             p = self.mapToView(ev.pos())
             mods = ev.modifiers()
             if ev.isStart():
-                h.press(p.x(), p.y(), mods)
+                d = self.mapToView(ev.buttonDownPos())
+                h.press(d.x(), d.y(), mods)
+                h.move(p.x(), p.y(), mods)
             elif ev.isFinish():
                 h.release(p.x(), p.y(), mods)
             else:

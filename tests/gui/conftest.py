@@ -1,0 +1,106 @@
+"""GUI test fixtures: offscreen Qt, non-blocking message boxes, a slow test denoiser."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Generator
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+
+from restorelab import denoise  # noqa: E402
+from restorelab.denoise.base import Denoiser  # noqa: E402
+from restorelab.jobs import Progress  # noqa: E402
+from restorelab.params import Param  # noqa: E402
+
+
+@denoise.register
+class SlowTestDenoiser(Denoiser):
+    """Test double: ``steps`` iterations of x ← (x + local mean)/2, ``delay`` s each."""
+
+    name = "_test_slow"
+    title = "Slow test denoiser"
+    iterative = True
+    params = (
+        Param("steps", int, 5, lo=1, hi=10000, help="iterations"),
+        Param("delay", float, 0.0, lo=0.0, hi=1.0, help="seconds per iteration"),
+    )
+
+    def _job(self, x: np.ndarray, sigma: float, p: Any) -> Generator[Progress, None, np.ndarray]:
+        out = x.copy()
+        for i in range(p["steps"]):
+            if p["delay"]:
+                time.sleep(p["delay"])
+            out = 0.5 * out + 0.25 * (np.roll(out, 1, 0) + np.roll(out, 1, 1))
+            yield Progress(i + 1, p["steps"], message=f"step {i + 1}")
+        return out.astype(np.float32)
+
+
+class DialogLog(list):
+    def kinds(self) -> list[str]:
+        return [k for k, *_ in self]
+
+
+@pytest.fixture
+def dialog_log(monkeypatch: pytest.MonkeyPatch) -> DialogLog:
+    """Every message box is recorded instead of shown; questions answer ``answer[0]``."""
+    from PySide6.QtWidgets import QMessageBox
+
+    log = DialogLog()
+    log.answer = [QMessageBox.StandardButton.No]  # type: ignore[attr-defined]
+
+    def exec_(self: QMessageBox) -> int:
+        log.append(("box", self.windowTitle(), self.text(), self.detailedText()))
+        return int(QMessageBox.StandardButton.Ok.value)
+
+    monkeypatch.setattr(QMessageBox, "exec", exec_)
+    for name in ("information", "warning", "critical"):
+        monkeypatch.setattr(QMessageBox, name, staticmethod(lambda *a, _n=name, **k: (
+            log.append((_n, *a[1:3])), QMessageBox.StandardButton.Ok)[1]))
+    monkeypatch.setattr(QMessageBox, "about", staticmethod(lambda *a, **k: log.append(("about", *a[1:3]))))
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: (
+        log.append(("question", *a[1:3])), log.answer[0])[1]))  # type: ignore[attr-defined]
+    return log
+
+
+@pytest.fixture
+def sample_png(tmp_path: Any, astronaut_small: np.ndarray) -> str:
+    from restorelab.io import save_image
+
+    p = tmp_path / "small.png"
+    save_image(p, astronaut_small)
+    return str(p)
+
+
+@pytest.fixture
+def win(qtbot: Any, tmp_path: Any, dialog_log: DialogLog, sample_png: str) -> Any:
+    from PySide6.QtCore import QSettings
+
+    from restorelab.gui.main_window import MainWindow
+
+    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    w.show()
+    w._late_init()
+    assert w.open_path(sample_png)
+    yield w
+    if w.doc is not None:
+        w.doc.undo.setClean()
+    w.shutdown()
+
+
+@pytest.fixture
+def wait_idle(qtbot: Any) -> Any:
+    """``wait_idle(win)``: process events until the window's job has ended."""
+
+    def wait(w: Any, timeout: int = 30000) -> None:
+        qtbot.waitUntil(lambda: not w.jobs.busy, timeout=timeout)
+
+    return wait
