@@ -68,7 +68,7 @@ SUFFIX = ".rlsession"
 MAX_JSON_BYTES = 64 << 20
 MAX_ARRAY_ELEMENTS = 1 << 31
 _ARRAY_DTYPES = {"bool", "uint8", "uint16", "int32", "int64", "float32", "float64"}
-CLONE_MODES = ("import", "mixed", "average")
+CLONE_MODES = ("import", "mixed", "average", "paste", "replace")
 
 
 class SessionError(ValueError):
@@ -202,7 +202,7 @@ class MaskLayer:
 class ClonePlacement:
     """A seamless clone: the source (an opened image id/path), its region mask in source
     coordinates, the offset (dy, dx) where it lands in the destination, the guidance mode
-    (``import``, ``mixed``, ``average``) and any extra parameters."""
+    (``import``, ``mixed``, ``average``, ``paste``, ``replace``) and any extra parameters."""
 
     source_id: str
     mask: np.ndarray
