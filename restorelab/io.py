@@ -61,10 +61,18 @@ _FORMAT_BY_EXT = {
 class ImageError(ValueError):
     """A file cannot be read or written as an image; the message names the file and why."""
 
-    def __init__(self, path: Any, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+    def __init__(self, path: Any, reason: str | None = None) -> None:
+        if reason is None:  # ImageError("message")
+            self.path: str | None = None
+            self.reason = str(path)
+            super().__init__(self.reason)
+        else:
+            self.path = str(path)
+            self.reason = reason
+            super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.reason) if self.path is not None else (self.reason,))
 
 
 class ImageInfo(NamedTuple):

@@ -261,3 +261,19 @@ def test_saved_file_is_readable_by_others(tmp_path):
 
     p = save_image(tmp_path / "a.png", _rand((4, 4)))
     assert p.stat().st_mode & 0o777 == _file_mode()  # the umask's mode, not a temp file's 0600
+
+
+def test_truncated_tiff_is_a_quiet_image_error(tmp_path, camera_small, capfd):
+    data = save_image(tmp_path / "a.tif", camera_small, bit_depth=16).read_bytes()
+    for n, cut in (("half.tif", len(data) // 2), ("head.tif", 60)):
+        (tmp_path / n).write_bytes(data[:cut])
+        with pytest.raises(ImageError, match=n):
+            load_image(tmp_path / n)
+    assert capfd.readouterr().err == ""  # no OpenCV/libtiff log lines, just the exception
+
+
+def test_image_error_pickles():
+    import pickle
+
+    e = pickle.loads(pickle.dumps(ImageError("/x/a.png", "truncated PNG")))
+    assert (e.path, e.reason, str(e)) == ("/x/a.png", "truncated PNG", "/x/a.png: truncated PNG")
