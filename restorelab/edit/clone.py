@@ -9,13 +9,21 @@ boundary; pixels outside Ω are returned unchanged, bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from restorelab.edit._image import as_mask, merge_alpha, split_alpha, to_float
 from restorelab.edit.guidance import CLONE_MODES, clone_guidance
-from restorelab.edit.solvers import SOLVERS, ProblemCache, divergence, solve_neumann_dct
+from restorelab.edit.solvers import (
+    CAPACITANCE_MAX_CHARGES,
+    SOLVERS,
+    MaskedPoisson,
+    ProblemCache,
+    divergence,
+    solve_neumann_dct,
+)
 
 __all__ = ["CloneSession", "prepare", "seamless_clone"]
 
@@ -56,6 +64,9 @@ class CloneSession:
         self._bbox = (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
         self._cache = ProblemCache(4)
         self._oneshot = False
+        self._u0_key: tuple | None = None
+        self._u0: np.ndarray | None = None
+        self._u0_prob: MaskedPoisson | None = None
 
     # -- geometry --------------------------------------------------------------------------------
     def _placement(self, offset: Any, dst_shape: tuple[int, ...]) -> tuple[tuple[slice, slice], np.ndarray]:
@@ -112,32 +123,53 @@ class CloneSession:
         t = color[:, :, None] if gray else color
         off = _offset(offset)
         (ys, xs), mask_c = self._placement(off, t.shape)
-        g = self._src_crop(ys, xs, off, t.shape[2])
         out = t  # already a private copy (to_float copies)
         if self.mode == "paste":
-            region = out[ys, xs]
-            region[mask_c] = g[mask_c]
-            out[ys, xs] = region
+            g = self._src_crop(ys, xs, off, t.shape[2])
+            out[ys, xs][mask_c] = g[mask_c]
         else:
             dc = t[ys, xs].astype(np.float64)
-            vx, vy = clone_guidance(g, dc, self.mode)
-            div = divergence(vx, vy)
+
+            def get_div() -> np.ndarray:
+                g = self._src_crop(ys, xs, off, t.shape[2])
+                return divergence(*clone_guidance(g, dc, self.mode))
+
             prob = self._cache.get(mask_c)
             if prob.singular and mask_c.shape == t.shape[:2]:
                 # no Dirichlet boundary: the whole destination is replaced; keep its mean
-                out = solve_neumann_dct(div, dc.reshape(-1, dc.shape[2]).mean(axis=0))
+                out = solve_neumann_dct(get_div(), dc.reshape(-1, dc.shape[2]).mean(axis=0))
             else:
-                solver = self.solver
-                if solver == "auto" and not self._oneshot:
-                    # a session reuses its factorisation for every offset
-                    solver = "direct"
-                x = prob.solve(prob.rhs(dc, div), solver)
-                region = out[ys, xs].reshape(-1, t.shape[2])
-                region[prob.flat] = x
-                out[ys, xs] = region.reshape(dc.shape)
+                x = self._solve(prob, dc, get_div, (ys.start - off[0], xs.start - off[1]))
+                out[ys, xs][mask_c] = x
         if gray:
             out = out[:, :, 0]
         return merge_alpha(out, alpha)
+
+
+    def _solve(
+        self, prob: MaskedPoisson, dc: np.ndarray, get_div: Callable[[], np.ndarray], origin: tuple[int, int]
+    ) -> np.ndarray:
+        """Solve the crop problem; a session prefers the capacitance solver, whose particular
+        solution G_T(−div v) is cached while the source region and the mask stay the same
+        (import mode), leaving one FFT Poisson solve per drag."""
+        solver = self.solver
+        if solver == "auto":
+            if self._oneshot:
+                solver = prob.choose("auto")
+            else:
+                solver = "capacitance" if prob.charges <= CAPACITANCE_MAX_CHARGES else "direct"
+        if solver != "capacitance":
+            return prob.solve(prob.rhs(dc, get_div()), solver)
+        cap = prob.capacitance
+        key = (origin, dc.shape) if self.mode in ("import", "replace") else None
+        if key is not None and self._u0_prob is prob and self._u0_key == key:
+            u0, src_sum = self._u0
+        else:
+            div = get_div()
+            src = -div.reshape(-1, div.shape[2])[prob.flat]
+            u0, src_sum = cap.particular(src), src.sum(axis=0)
+            self._u0_prob, self._u0_key, self._u0 = prob, key, (u0, src_sum)
+        return cap.finish(u0, src_sum, cap.boundary_data(dc))
 
 
 def prepare(src: Any, mask: Any, mode: str = "import", solver: str = "auto") -> CloneSession:

@@ -86,7 +86,7 @@ def scene() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("name", list(_masks(14, 17)))
-@pytest.mark.parametrize("solver", ["direct", "cg", "amg", "auto"])
+@pytest.mark.parametrize("solver", ["direct", "capacitance", "cg", "amg", "auto"])
 def test_clone_matches_dense_solve(scene, name: str, solver: str) -> None:
     src, dst = scene
     mask = _masks(*src.shape[:2])[name]
