@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -507,15 +508,10 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.
 
 
 def _as_float_image(path: Path, image: Any) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        try:
-            import torch
-
-            if isinstance(image, torch.Tensor):
-                t = image.detach().cpu().float()
-                image = (t.permute(1, 2, 0) if t.ndim == 3 else t).numpy()
-        except ImportError:  # pragma: no cover
-            pass
+    torch = sys.modules.get("torch")  # a tensor implies torch is imported; don't import it here
+    if not isinstance(image, np.ndarray) and torch is not None and isinstance(image, torch.Tensor):
+        t = image.detach().cpu().float()
+        image = (t.permute(1, 2, 0) if t.ndim == 3 else t).numpy()
     if not isinstance(image, np.ndarray):
         raise ImageError(path, f"cannot save a {type(image).__name__}; expected a numpy array")
     a = image

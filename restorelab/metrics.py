@@ -7,6 +7,7 @@ scikit-image's defaults (7×7 uniform window), averaged over colour channels.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -28,14 +29,10 @@ def _pair(ref: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _as_array(v: Any, name: str) -> np.ndarray:
     if not isinstance(v, np.ndarray):
-        try:
-            import torch
-
-            if isinstance(v, torch.Tensor):
-                t = v.detach().cpu().double()
-                return (t.permute(1, 2, 0) if t.ndim == 3 else t).numpy()
-        except ImportError:  # pragma: no cover
-            pass
+        torch = sys.modules.get("torch")  # a tensor implies torch is imported
+        if torch is not None and isinstance(v, torch.Tensor):
+            t = v.detach().cpu().double()
+            return (t.permute(1, 2, 0) if t.ndim == 3 else t).numpy()
         raise TypeError(f"{name} must be a numpy array, got {type(v).__name__}")
     if v.dtype == bool or not np.issubdtype(v.dtype, np.number):
         raise TypeError(f"{name} must be numeric, got dtype {v.dtype}")
