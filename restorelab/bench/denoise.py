@@ -17,7 +17,8 @@ Peers, with their noise-level rules (σ on the [0, 1] scale):
 * ``skimage-nlm``: ``denoise_nl_means(y, h=0.6σ, sigma=σ, fast_mode=True, patch_size=5,
   patch_distance=6)`` (Buades et al. 2005; Darbon et al. 2008);
 * ``cv2-nlm``: ``cv2.fastNlMeansDenoising`` (colour: ``...Colored``) on the clipped uint8
-  image with ``h = c·255σ``, c = 0.9 up to σ = 30 and 0.8 above, 7×7 patches, 21×21 search;
+  image with ``h = c·255σ``, c = 0.9 up to σ = 30 and 0.8 above (colour: c = 0.6 for both
+  h and hColor), 7×7 patches, 21×21 search;
 * ``bm3d``: ``bm3d.bm3d(y, sigma_psd=σ)`` (colour: ``bm3d_rgb``), Dabov et al. 2007, when
   the optional ``bm3d`` package imports.
 """
@@ -47,9 +48,12 @@ def tv_weight(s: float) -> float:
     return 0.75 * s * (255 * s / 25) ** 0.4
 
 
-def cv2_h(s: float) -> float:
-    """OpenCV NLM filter strength on the 0..255 scale: 0.9·255σ up to σ = 30, 0.8·255σ above
-    (same 6-image grid search as :func:`tv_weight`)."""
+def cv2_h(s: float, colour: bool = False) -> float:
+    """OpenCV NLM filter strength on the 0..255 scale: gray 0.9·255σ up to σ = 30 and 0.8·255σ
+    above; colour (``fastNlMeansDenoisingColored``, h = hColor) 0.6·255σ. Same kind of grid
+    search as :func:`tv_weight` (gray: 6 BSD68 images; colour: 6 CBSD68 crops, σ = 25, 50)."""
+    if colour:
+        return 0.6 * 255 * s
     return (0.9 if 255 * s <= 30 else 0.8) * 255 * s
 
 
@@ -86,7 +90,7 @@ def _cv2_nlm(y: np.ndarray, s: float) -> np.ndarray:
     import cv2
 
     u8 = np.clip(np.rint(y * 255), 0, 255).astype(np.uint8)
-    h = float(cv2_h(s))
+    h = float(cv2_h(s, colour=y.ndim == 3))
     if y.ndim == 3:
         out = cv2.fastNlMeansDenoisingColored(np.ascontiguousarray(u8[:, :, ::-1]), None, h, h, 7, 21)
         out = out[:, :, ::-1]
@@ -252,8 +256,8 @@ _PEER_TEXT = {
     "skimage-wavelet": "scikit-image `denoise_wavelet` (db2, BayesShrink, soft, σ given)",
     "skimage-nlm": f"scikit-image `denoise_nl_means` (fast mode, h {SK_NLM_H}σ, σ given, 5×5 patches, "
     "distance 6)",
-    "cv2-nlm": "OpenCV `fastNlMeansDenoising` on uint8 (h 0.9·255σ, 0.8·255σ above σ = 30; 7×7 patches, "
-    "21×21 search)",
+    "cv2-nlm": "OpenCV `fastNlMeansDenoising` on uint8 (h 0.9·255σ, 0.8·255σ above σ = 30; colour: "
+    "`...Colored`, h = hColor = 0.6·255σ; 7×7 patches, 21×21 search)",
     "bm3d": "`bm3d.bm3d` (σ given; `bm3d_rgb` for colour)",
 }
 
