@@ -156,7 +156,9 @@ def resolve_inputs(spec: str) -> tuple[list[Path], bool]:
     raise CommandError(f"{spec}: no such file or folder")
 
 
-def plan_outputs(inputs: list[Path], batch: bool, out: str, overwrite: bool) -> list[Path]:
+def plan_outputs(
+    inputs: list[Path], batch: bool, out: str, overwrite: bool, bit_depth: int | None = None
+) -> list[Path]:
     """Output paths: ``out`` itself for one file, ``out/<name>`` for a batch (folder created).
 
     Checked before any work: supported extensions, no clash, nothing replaced without
@@ -178,6 +180,10 @@ def plan_outputs(inputs: list[Path], batch: bool, out: str, overwrite: bool) -> 
     for x in outs:
         if not is_image_path(x):
             raise CommandError(f"{x}: unsupported output extension; use {', '.join(SUPPORTED_EXTENSIONS)}")
+        ext = x.suffix.lower()
+        jpeg = ext in (".jpg", ".jpeg")
+        if (bit_depth == 32 and (jpeg or ext == ".png")) or (bit_depth == 16 and jpeg):
+            raise CommandError(f"{x}: {ext} cannot store {bit_depth}-bit samples; use .tif or .npy")
         if x.exists() and not overwrite:
             raise CommandError(f"{x}: exists; use --overwrite to replace it")
     if to_folder:
@@ -247,7 +253,7 @@ def cmd_noise(args: argparse.Namespace) -> int:
     from restorelab.noise import add_gaussian_noise
 
     inputs, batch = resolve_inputs(args.input)
-    outs = plan_outputs(inputs, batch, args.output, args.overwrite)
+    outs = plan_outputs(inputs, batch, args.output, args.overwrite, args.bit_depth)
     sigma = args.sigma / 255.0
 
     def work(i: int, src: Path, dst: Path) -> None:
@@ -328,7 +334,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         except argparse.ArgumentTypeError as e:
             raise CommandError(f"--sigma: {e}") from None
     inputs, batch = resolve_inputs(args.input)
-    outs = plan_outputs(inputs, batch, args.output, args.overwrite)
+    outs = plan_outputs(inputs, batch, args.output, args.overwrite, args.bit_depth)
     show_steps = cls.iterative and not args.quiet
 
     def work(i: int, src: Path, dst: Path) -> None:

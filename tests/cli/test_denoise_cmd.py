@@ -246,6 +246,9 @@ def test_bad_output_path(tmp_path, clean_png, capsys):
     rc, _, err = _run(capsys, "denoise", str(clean_png), str(tmp_path / "no" / "o.png"), "-m", "test-box",
                       "--sigma", "5")
     assert rc == 2 and "does not exist" in err
+    rc, _, err = _run(capsys, "denoise", str(clean_png), str(tmp_path / "o.png"), "-m", "test-box",
+                      "--sigma", "5", "--bit-depth", "32")
+    assert rc == 2 and "cannot store 32-bit" in err
     assert sorted(os.listdir(tmp_path)) == ["clean.png"]
 
 
