@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from restorelab.edit._image import as_mask, from_float, merge_alpha, split_alpha, to_float
-from restorelab.edit.guidance import edge_gradient, fattal_guidance
-from restorelab.edit.solvers import solve_guided, solve_periodic_fft
+from restorelab.edit.guidance import edge_gradient, fattal_guidance, pixel_gradient
+from restorelab.edit.solvers import channel_mean, solve_guided, solve_periodic_fft
 
 __all__ = ["texture_flatten", "illumination_change", "color_change", "contrast_enhance", "seamless_tile"]
 
@@ -45,7 +45,8 @@ def texture_flatten(
     kernel_size: int = 3,
 ) -> np.ndarray:
     """Texture flattening (Pérez et al. 2003, §4; IPOL 2016 §2.3): v = M ∇f with M = 1 on the
-    grid edges touching a Canny edge pixel (``cv2.Canny`` of the 8-bit image with the two
+    grid edges touching a Canny edge pixel (``cv2.Canny`` of the 8-bit luma image, as OpenCV's
+    ``textureFlattening`` does, with the two
     hysteresis thresholds, on the 0–255 gradient scale, and Sobel ``kernel_size`` 3, 5 or 7),
     0 elsewhere. Whole image (Neumann, mean kept) when ``mask`` is None."""
     if int(kernel_size) != kernel_size or int(kernel_size) not in (3, 5, 7):
@@ -54,9 +55,11 @@ def texture_flatten(
     if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi < 0:
         raise ValueError("Canny thresholds must be finite and non-negative")
     t, alpha, m, gray = _prepare(img, mask)
-    img8 = from_float(t if t.shape[2] in (1, 3) else t[:, :, :1], np.uint8)
-    if img8.ndim == 3 and img8.shape[2] == 1:
-        img8 = img8[:, :, 0]
+    img8 = from_float(t, np.uint8)
+    if img8.shape[2] == 3:
+        img8 = cv2.cvtColor(img8, cv2.COLOR_RGB2GRAY)
+    else:
+        img8 = np.ascontiguousarray(img8[:, :, 0])
     edges = cv2.Canny(np.ascontiguousarray(img8), float(low_threshold), float(high_threshold),
                       apertureSize=int(kernel_size), L2gradient=False) > 0
 
@@ -81,16 +84,13 @@ def illumination_change(img: Any, mask: Any = None, alpha: float = 0.2, beta: fl
     if not np.isfinite(beta):
         raise ValueError(f"beta must be finite, got {beta!r}")
     t, a_ch, m, gray = _prepare(img, mask)
-    gx = np.zeros_like(t)
-    gy = np.zeros_like(t)
-    gx[:, :-1] = t[:, 1:] - t[:, :-1]
-    gy[:-1] = t[1:] - t[:-1]
+    gx, gy = pixel_gradient(t)
     norm = np.sqrt(gx * gx + gy * gy)
-    sel = norm if m is None else norm[m]
-    a_abs = float(alpha) * sel.reshape(-1, t.shape[2]).mean(axis=0, dtype=np.float64)
+    mean_norm = channel_mean(norm) if m is None else norm[m].mean(axis=0)
+    a_abs = (float(alpha) * mean_norm).astype(t.dtype)
 
     def guidance(region: tuple[slice, slice]) -> tuple[np.ndarray, np.ndarray]:
-        return fattal_guidance(t[region], a_abs.astype(t.dtype), float(beta))
+        return fattal_guidance(gx[region], gy[region], norm[region], a_abs, float(beta))
 
     return _finish(solve_guided(t, m, guidance), a_ch, gray)
 
@@ -145,5 +145,5 @@ def seamless_tile(img: Any) -> np.ndarray:
     vx[:, :-1] = t[:, 1:] - t[:, :-1]  # the wrap edge (j = W−1 → 0) keeps guidance 0
     vy[:-1] = t[1:] - t[:-1]
     div = vx - np.roll(vx, 1, axis=1) + vy - np.roll(vy, 1, axis=0)
-    out = solve_periodic_fft(div, t.reshape(-1, t.shape[2]).mean(axis=0, dtype=np.float64))
+    out = solve_periodic_fft(div, channel_mean(t))
     return _finish(out, alpha, gray)

@@ -61,14 +61,14 @@ def clone_guidance(src: np.ndarray, dst: np.ndarray, mode: str) -> tuple[np.ndar
 
 
 def fattal_guidance(
-    f: np.ndarray, alpha_abs: np.ndarray, beta: float
+    gx: np.ndarray, gy: np.ndarray, norm: np.ndarray, alpha_abs: np.ndarray, beta: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Local illumination change (Fattal, Lischinski & Werman 2002 as used by Pérez et al. and
-    IPOL §2.4): v = α^β |∇f|^{−β} ∇f per pixel and channel, with ``alpha_abs`` (C,) the absolute
-    α (zero-gradient pixels get v = 0)."""
-    gx, gy = pixel_gradient(f)
-    norm = np.sqrt(gx * gx + gy * gy)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.power(alpha_abs, beta) * np.power(np.maximum(norm, 1e-12), -beta)
-        scale = np.where(norm > 1e-12, scale, 0.0)
+    IPOL §2.4): v = α^β |∇f|^{−β} ∇f per pixel and channel, from the pixel gradient ``gx, gy``
+    and its norm, with ``alpha_abs`` (C,) the absolute α (zero-gradient pixels get v = 0)."""
+    dt = gx.dtype
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        scale = np.power(np.maximum(norm, np.asarray(1e-12, dt)), np.asarray(-beta, dt))
+        scale *= np.power(np.asarray(alpha_abs, dt), np.asarray(beta, dt))
+    scale[norm <= 1e-12] = 0
     return (gx * scale)[:, :-1], (gy * scale)[:-1]

@@ -14,20 +14,26 @@ are never touched.
 
 Solvers of the masked system (all exact; ``tests/edit`` checks them against a dense solve):
 
+* ``"capacitance"`` — the capacitance-matrix method on the torus holding the mask's bounding
+  box (see :class:`_Capacitance`): the FFT inverts the periodic Laplacian, and a dense m × m
+  system on the m boundary pixels (factorised once per mask) makes the boundary values exact.
+  A cold solve is two FFT Poisson solves of the bounding box plus an O(m³) factorisation with
+  m ~ the mask's perimeter; a drag update with a cached factorisation is ONE FFT solve.
 * ``"direct"`` — SuperLU (``scipy.sparse.linalg.splu``) of the SPD matrix with the
-  ``MMD_AT_PLUS_A`` ordering and no pivoting. The matrix depends only on the mask, so the
-  factor is cached and reused for every new right-hand side (every drag of a clone), each
-  solve costing two triangular sweeps over nnz(L) with all colour channels as one
-  multi-column right-hand side.
+  ``MMD_AT_PLUS_A`` ordering and no pivoting, cached per mask. Exact to rounding; the
+  reference of the benchmark. Its factorisation (seconds for 10⁵ unknowns) and triangular
+  solves (≈ 0.1 s for 2·10⁵ unknowns × 3 channels) are too slow for dragging.
 * ``"cg"`` — conjugate gradients on the mask pixels, preconditioned by the fast sine-transform
   (DST-I) Poisson solve on the mask's bounding box, stopped when the preconditioned residual
-  (an estimate of the error) is below 1e-5 in max norm. No set-up cost, so it is the fastest
-  *cold* solve on large masks.
+  (an estimate of the error) is below 1e-5 in max norm. No set-up, but ~20–40 iterations.
 * ``"amg"`` — ``pyamg`` Ruge–Stüben multigrid as a CG preconditioner (hierarchy cached).
 
-``"auto"`` picks ``"direct"`` below :data:`DIRECT_MAX_UNKNOWNS` unknowns (the factorisation is
-cheap and exact to rounding) and ``"cg"`` above, where the factorisation's set-up dominates a
-single solve (measured by ``restorelab bench poisson``).
+``"auto"`` picks ``"capacitance"`` while the mask has at most
+:data:`CAPACITANCE_MAX_CHARGES` boundary pixels, else ``"cg"``. Measured on this 2-core machine
+(``restorelab bench poisson``, and for small masks: 4 k unknowns 4.5 ms vs 21 ms direct and
+40 ms CG; 16 k unknowns 16 ms vs 107 ms and 221 ms) the capacitance method is the fastest cold
+solve and the only one whose drag update fits 30 ms; multigrid (pyamg: 0.4 s set-up and
+~0.1 s per V-cycle per channel at 2.6·10⁵ unknowns) and the sparse LU lose to it everywhere.
 
 Whole-image solvers (the Fourier method of the IPOL paper, §3.2): :func:`solve_neumann_dct`
 (DCT-II diagonalises the Neumann Laplacian exactly) and :func:`solve_periodic_fft` (the FFT
@@ -46,7 +52,7 @@ import scipy.sparse.linalg as sla
 
 __all__ = [
     "SOLVERS",
-    "DIRECT_MAX_UNKNOWNS",
+    "CAPACITANCE_MAX_CHARGES",
     "MaskedPoisson",
     "divergence",
     "known_sum",
@@ -57,11 +63,9 @@ __all__ = [
 ]
 
 SOLVERS = ("auto", "capacitance", "direct", "cg", "amg")
-#: below this many unknowns "auto" factorises (see the module docstring)
-DIRECT_MAX_UNKNOWNS = 20_000
 #: above this many boundary charges "auto" uses CG instead of the capacitance matrix (its
-#: dense factorisation grows as m³)
-CAPACITANCE_MAX_CHARGES = 6_000
+#: dense factorisation grows as m³: 0.1 s at m = 1700, ~10 s at m = 8000 on one core)
+CAPACITANCE_MAX_CHARGES = 12_000
 _WORKERS = 2
 _CG_TOL = 1e-5
 _CG_MAXITER = 400
@@ -95,6 +99,13 @@ def known_sum(target: np.ndarray, mask: np.ndarray) -> np.ndarray:
     k[:-1] += f[1:]
     k[1:] += f[:-1]
     return k
+
+
+def channel_mean(a: np.ndarray) -> np.ndarray:
+    """Per-channel mean (C,) of an (H, W, C) array, fast (row sums first; ``mean(axis=(0, 1))``
+    is 100× slower in numpy)."""
+    h, w, c = a.shape
+    return a.reshape(h, w * c).sum(axis=0).reshape(w, c).sum(axis=0, dtype=np.float64) / (h * w)
 
 
 def crop_box(mask: np.ndarray) -> tuple[slice, slice]:
@@ -180,7 +191,7 @@ class MaskedPoisson:
         if solver not in SOLVERS:
             raise ValueError(f"unknown solver {solver!r}; use one of {', '.join(SOLVERS)}")
         if solver == "auto":
-            if self._lu is not None or self.n <= DIRECT_MAX_UNKNOWNS:
+            if self._lu is not None:
                 return "direct"
             if self._cap is not None or self.charges <= CAPACITANCE_MAX_CHARGES:
                 return "capacitance"
@@ -560,7 +571,7 @@ def solve_guided(
     h, w = t.shape[:2]
     if mask is None or bool(np.all(mask)):
         vx, vy = guidance((slice(0, h), slice(0, w)))
-        return solve_neumann_dct(divergence(vx, vy), t.reshape(-1, t.shape[2]).mean(axis=0, dtype=np.float64))
+        return solve_neumann_dct(divergence(vx, vy), channel_mean(t))
     ys, xs = crop_box(mask)
     mask_c = mask[ys, xs]
     prob = cache.get(mask_c) if cache is not None else MaskedPoisson(mask_c)
