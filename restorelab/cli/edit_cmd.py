@@ -33,8 +33,8 @@ def _flag(name: str) -> str:
 def _add_param_flags(p: argparse.ArgumentParser, params: tuple[Any, ...]) -> None:
     for prm in params:
         extra = f" {{{'|'.join(prm.choices)}}}" if prm.choices else ""
-        p.add_argument(_flag(prm.name), dest=f"param_{prm.name}", default=None, metavar=prm.kind.__name__.upper(),
-                       help=f"{prm.help}{extra} (default {prm.default!r})")
+        p.add_argument(_flag(prm.name), dest=f"param_{prm.name}", default=None,
+                       metavar=prm.kind.__name__.upper(), help=f"{prm.help}{extra} (default {prm.default!r})")
 
 
 def _param_values(args: argparse.Namespace, params: tuple[Any, ...]) -> dict[str, Any]:
@@ -80,7 +80,8 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
         _common_out(q)
         q.set_defaults(func=cmd_poisson, edit=name)
 
-    b = bench_sub.add_parser("poisson", help="Poisson editing: time and exactness vs OpenCV; writes BENCHMARKS.md")
+    b = bench_sub.add_parser("poisson",
+                             help="Poisson editing: time and exactness vs OpenCV; writes BENCHMARKS.md")
     b.add_argument("--sizes", default="512,1024,2048,4000x3000",
                    help="comma-separated destination sizes: N (N×N) or WxH")
     b.add_argument("--repeat", type=int, default=3, help="timed runs per method (the minimum is reported)")
