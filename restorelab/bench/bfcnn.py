@@ -1,0 +1,203 @@
+"""Benchmarks of the learned bias-free denoiser: PSNR on a test set, folded vs plain speed."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from restorelab.bench.report import machine_line, markdown_table, write_section
+
+__all__ = ["bench_psnr", "bench_speed"]
+
+_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
+
+
+def bench_psnr(
+    set_dir: str,
+    sigmas: list[float],
+    *,
+    model: str = "auto",
+    device: str = "auto",
+    limit: int = 0,
+    seed: int = 0,
+    out: str | None = "BENCHMARKS.md",
+    card: str | None = None,
+) -> dict[float, dict[str, float]]:
+    """Mean PSNR/SSIM of x̂ = y − f(y) (clipped to [0, 1]) on every image of ``set_dir``.
+
+    Image i at noise level σ gets unclipped Gaussian noise with seed ``seed + i`` (σ on 0..255).
+    The model is blind: σ is not given to it. Writes a section of ``out`` and of ``card``.
+    """
+    from restorelab import denoise
+    from restorelab.denoise.bfcnn import model_path
+    from restorelab.io import load_image
+    from restorelab.metrics import psnr, ssim
+    from restorelab.models.weights import read_metadata
+    from restorelab.noise import add_gaussian_noise
+
+    d = Path(set_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"test set folder not found: {d}")
+    files = sorted(f for f in d.iterdir() if f.suffix.lower() in _EXTS)
+    if limit:
+        files = files[:limit]
+    if not files:
+        raise ValueError(f"no images in {d}")
+    if not sigmas or any(s < 0 for s in sigmas):
+        raise ValueError("--sigma needs non-negative noise levels")
+    images = [load_image(f) for f in files]
+    images = [im[:, :, :3] if im.ndim == 3 and im.shape[2] == 4 else im for im in images]
+    channels = 3 if images[0].ndim == 3 else 1
+    mpath = model_path(model, channels)
+    md = read_metadata(mpath)
+    den = denoise.get("bfcnn", device=device, model=str(mpath))
+    res: dict[float, dict[str, float]] = {}
+    for s in sigmas:
+        ps, ss, pn, ts = [], [], [], []
+        for i, x in enumerate(images):
+            y = add_gaussian_noise(x, s / 255.0, seed=seed + i).astype(np.float32)
+            t0 = time.perf_counter()
+            xh = den(y, s / 255.0)
+            ts.append(time.perf_counter() - t0)
+            xh = np.clip(xh, 0.0, 1.0)
+            ps.append(psnr(x, xh))
+            ss.append(ssim(x, xh))
+            pn.append(psnr(x, y))
+        res[float(s)] = {
+            "noisy": float(np.mean(pn)),
+            "psnr": float(np.mean(ps)),
+            "ssim": float(np.mean(ss)),
+            "seconds": float(np.median(ts)),
+        }
+        print(
+            f"sigma {s:g}: noisy {res[float(s)]['noisy']:.2f} dB -> bfcnn {res[float(s)]['psnr']:.2f} dB, "
+            f"SSIM {res[float(s)]['ssim']:.4f}, {res[float(s)]['seconds']:.2f} s/image",
+            flush=True,
+        )
+    rows = [
+        [f"{s:g}", f"{r['noisy']:.2f}", f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['seconds']:.2f}"]
+        for s, r in res.items()
+    ]
+    table = markdown_table(["σ (0..255)", "noisy PSNR", "BF PSNR (dB)", "SSIM", "s/image"], rows)
+    cmd = f"restorelab bench bfcnn --set {set_dir} --sigma {','.join(f'{s:g}' for s in sigmas)}"
+    if model != "auto":
+        cmd += f" --model {model}"
+    if limit:
+        cmd += f" --limit {limit}"
+    text = (
+        f"Model `{mpath.name}`: {md.get('arch')} depth {md.get('depth')} width {md.get('width')}, "
+        f"{md.get('channels')} channel(s), trained on σ ∈ [{md.get('sigma_min')}, {md.get('sigma_max')}] "
+        f"for {md.get('steps')} steps. Test set `{d.name}` ({len(files)} images), unclipped Gaussian noise "
+        f"(seed {seed} + image index), one blind model for every σ, output clipped to [0, 1].\n\n"
+        f"{table}\n\n`{cmd}` — {machine_line()}\n"
+    )
+    key = f"bfcnn-{d.name}-{mpath.stem}"
+    if out:
+        write_section(out, key, text, title=f"Learned bias-free denoiser on {d.name} ({mpath.stem})")
+    if card:
+        write_section(card, key, text, title=f"PSNR on {d.name}")
+    return res
+
+
+def bench_speed(
+    *,
+    size: int = 1024,
+    model: str = "auto",
+    channels: int = 1,
+    device: str = "auto",
+    repeats: int = 3,
+    out: str | None = "BENCHMARKS.md",
+) -> dict[str, float]:
+    """Time the plain module forward (unfolded, float32) against the folded/fast path on one input.
+
+    Both run under ``torch.inference_mode`` on the same (1, C, size, size) input; reports
+    the median of ``repeats`` runs after one warm-up and the max difference of the outputs.
+    """
+    import torch
+
+    from restorelab.denoise.bfcnn import model_path
+    from restorelab.device import device_name, resolve_device
+    from restorelab.models.infer import FastDenoiser
+    from restorelab.models.nets import build_model
+    from restorelab.models.weights import load_model
+
+    if size < 16:
+        raise ValueError("--size must be >= 16")
+    dev = resolve_device(device)
+    try:
+        path = model_path(model, channels)
+        net, _ = load_model(path, "cpu")
+        label = path.name
+    except FileNotFoundError:
+        if model != "auto":
+            raise
+        net = build_model("bfcnn", channels).eval()
+        label = "untrained bfcnn 20x64 (no shipped weights)"
+    plain = net.to(dev).eval()
+    fast = FastDenoiser(net, dev, precision="auto", tile=0, auto_tile_pixels=1 << 40)
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(1, net.channels, size, size, generator=g).to(dev)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def timeit(fn: Any) -> float:
+        fn()
+        sync()
+        ts = []
+        for _ in range(max(1, repeats)):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts)
+
+    with torch.inference_mode():
+        t_plain = timeit(lambda: plain(y))
+        t_fast = timeit(lambda: fast.residual(y))
+        diff = float((plain(y).float() - fast.residual(y).float()).abs().max())
+    ratio = t_plain / t_fast
+    mp = size * size / 1e6
+    print(
+        f"{label} on {device_name(dev)}, {size}x{size}: plain {t_plain * 1e3:.1f} ms, "
+        f"folded/fast ({fast.dtype}) {t_fast * 1e3:.1f} ms, speed-up x{ratio:.2f}, max |diff| {diff:.2e}"
+    )
+    if out:
+        rows = [
+            [
+                label,
+                device_name(dev),
+                f"{size}²",
+                f"{t_plain * 1e3:.1f}",
+                f"{t_fast * 1e3:.1f}",
+                str(fast.dtype).replace("torch.", ""),
+                f"{ratio:.2f}",
+                f"{mp / t_fast:.2f}",
+                f"{diff:.1e}",
+            ]
+        ]
+        table = markdown_table(
+            [
+                "model",
+                "device",
+                "size",
+                "plain ms",
+                "fast ms",
+                "fast dtype",
+                "speed-up",
+                "MPix/s (fast)",
+                "max |diff|",
+            ],
+            rows,
+        )
+        text = (
+            f"Plain module forward (unfolded, float32) vs folded fast path, same input, median of "
+            f"{repeats}.\n\n{table}\n\n`restorelab bench bfcnn-speed --size {size}` — {machine_line()}\n"
+        )
+        write_section(out, f"bfcnn-speed-{dev.type}", text, title=f"Learned denoiser speed ({dev.type})")
+    return {"plain_s": t_plain, "fast_s": t_fast, "ratio": ratio, "max_diff": diff}

