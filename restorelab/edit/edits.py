@@ -113,7 +113,10 @@ def color_change(
         gx, gy = edge_gradient(t[region])
         return gx * k, gy * k
 
-    return _finish(solve_guided(t, m, guidance), alpha, gray)
+    def potential(region: tuple[slice, slice]) -> np.ndarray:
+        return t[region] * k
+
+    return _finish(solve_guided(t, m, guidance, potential=potential), alpha, gray)
 
 
 def contrast_enhance(img: Any, mask: Any = None, factor: float = 1.5) -> np.ndarray:
@@ -128,7 +131,10 @@ def contrast_enhance(img: Any, mask: Any = None, factor: float = 1.5) -> np.ndar
         gx, gy = edge_gradient(t[region])
         return gx * np.float32(factor), gy * np.float32(factor)
 
-    return _finish(solve_guided(t, m, guidance), alpha, gray)
+    def potential(region: tuple[slice, slice]) -> np.ndarray:
+        return t[region] * np.float32(factor)
+
+    return _finish(solve_guided(t, m, guidance, potential=potential), alpha, gray)
 
 
 def seamless_tile(img: Any) -> np.ndarray:

@@ -146,6 +146,7 @@ class MaskedPoisson:
         self._ml = None
         self._lam: np.ndarray | None = None
         self._cap: _Capacitance | None = None
+        self._charges: int | None = None
 
     # -- the matrix ------------------------------------------------------------------------------
     @property
@@ -183,7 +184,7 @@ class MaskedPoisson:
         """Right-hand side (n, C): neighbours' known values minus ``div v`` at the mask pixels.
         ``target`` and ``div`` are (h, w, C) arrays over the crop."""
         k = known_sum(target.astype(np.float64, copy=False), self.mask) - div
-        return k.reshape(-1, k.shape[2])[self.flat]
+        return k.reshape(-1, target.shape[2])[self.flat]
 
     # -- solvers ---------------------------------------------------------------------------------
     def choose(self, solver: str) -> str:
@@ -201,6 +202,11 @@ class MaskedPoisson:
     @property
     def charges(self) -> int:
         """The size of the capacitance system: boundary pixels plus border ghosts."""
+        if self._charges is None:
+            self._charges = self._count_charges()
+        return self._charges
+
+    def _count_charges(self) -> int:
         m = self.mask
         nb = np.zeros_like(m)
         nb[1:] |= m[:-1]
@@ -248,6 +254,25 @@ class MaskedPoisson:
         else:
             x = self._amg(b, x0)
         return x[:, 0] if squeeze else x
+
+    def solve_potential(self, target: np.ndarray, potential: np.ndarray, solver: str = "auto") -> np.ndarray:
+        """Solve with a guidance field that is a gradient, v = ∇φ (import: φ = source;
+        average, contrast, colour change: scaled images): f = φ + h with h harmonic in Ω and
+        h = f* − φ on ∂Ω (Pérez et al. 2003, eq. 11). ``target`` and ``potential`` are (h, w, C)
+        crop arrays; returns f on the mask pixels (n, C). The capacitance solver needs a single
+        FFT solve for it (no particular solution)."""
+        if self.singular:
+            raise ValueError("the mask covers the whole image: use solve_neumann_dct")
+        method = self.choose(solver)
+        c = target.shape[2]
+        pot_omega = potential.reshape(-1, c)[self.flat].astype(np.float64)
+        if method == "capacitance":
+            cap = self.capacitance
+            gy, gx = cap.gamma
+            data = target[gy, gx].astype(np.float64) - potential[gy, gx]
+            return pot_omega + cap.harmonic(data)
+        diff = target.astype(np.float64) - potential
+        return pot_omega + self.solve(self.rhs(diff, 0.0), method)
 
     def _precondition(self, r: np.ndarray) -> np.ndarray:
         h, w = self.shape
@@ -440,29 +465,39 @@ class _Capacitance:
         return u0.take(self.omega_t, axis=0), u0.take(self.ty * self.W + self.tx, axis=0), partners
 
     def finish(
-        self, part: tuple[np.ndarray, np.ndarray, np.ndarray | None], src_sum: np.ndarray, data: np.ndarray
+        self,
+        part: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None],
+        src_sum: np.ndarray,
+        data: np.ndarray,
+        refine: bool = True,
     ) -> np.ndarray:
-        """Charges from the boundary conditions, then u on the mask pixels (n, C)."""
+        """Charges from the boundary conditions, then u on the mask pixels (n, C).
+        ``part`` = U₀ on the mask, on the charges and on the ghosts' partners (``None``: zero).
+        ``refine``: one step of iterative refinement (float32 factors → ~1e-10; without it
+        the charges are good to ~1e-5 relative, far below 0.5/255 in the result)."""
         ty, tx = self.ty, self.tx
         u0_omega, u0_charges, u0_partners = part
-        r = np.empty((self.m, u0_omega.shape[1]))
-        r[: self.nd] = data - u0_charges[: self.nd]
-        if self.ng:
-            r[self.nd :] = u0_partners - u0_charges[self.nd :]
+        r = np.zeros((self.m, data.shape[1]))
+        r[: self.nd] = data
+        if u0_charges is not None:
+            r[: self.nd] -= u0_charges[: self.nd]
+            if self.ng:
+                r[self.nd :] = u0_partners - u0_charges[self.nd :]
         s = -np.asarray(src_sum, dtype=np.float64)
         with _one_blas_thread():
             sigma, c = self._bordered(r, s)
-            # one step of iterative refinement lifts the float32 factorisation to ~1e-10
-            ks = (self._K @ sigma.astype(np.float32)).astype(np.float64)
-            res_r = r - ks - self._e[:, None] * c[None, :]
-            res_s = s - sigma.sum(axis=0)
-            d_sigma, d_c = self._bordered(res_r, res_s)
-        sigma += d_sigma
-        c += d_c
+            if refine:
+                ks = (self._K @ sigma.astype(np.float32)).astype(np.float64)
+                res_r = r - ks - self._e[:, None] * c[None, :]
+                res_s = s - sigma.sum(axis=0)
+                d_sigma, d_c = self._bordered(res_r, res_s)
+                sigma += d_sigma
+                c += d_c
         q = np.zeros((self.H, self.W, r.shape[1]), dtype=_CHARGE_DTYPE)
         q[ty, tx] = sigma  # the charge positions are distinct
-        conv = self.convolve(q).reshape(self.H * self.W, -1).take(self.omega_t, axis=0)
-        conv += u0_omega
+        conv = self.convolve(q).reshape(self.H * self.W, -1).take(self.omega_t, axis=0).astype(np.float64)
+        if u0_omega is not None:
+            conv += u0_omega
         conv += c[None, :]
         return conv
 
@@ -479,6 +514,11 @@ class _Capacitance:
         zr = sl.cho_solve(self._chol, r32, check_finite=False).astype(np.float64) * scale
         c = (zr.sum(axis=0) - s) / self._s1
         return zr - self._z1[:, None] * c[None, :], c
+
+    def harmonic(self, data: np.ndarray, refine: bool = True) -> np.ndarray:
+        """The discrete harmonic function on the mask (n, C) taking the values ``data``
+        (nd, C) on Γ (free at the image border): one FFT solve."""
+        return self.finish((None, None, None), np.zeros(data.shape[1]), data, refine=refine)
 
     def solve_rhs(self, b: np.ndarray) -> np.ndarray:
         """Solve A x = b (the masked system, zero data on Γ)."""
@@ -559,13 +599,16 @@ def solve_guided(
     guidance: GuidanceFn,
     solver: str = "auto",
     cache: ProblemCache | None = None,
+    potential: Callable[[tuple[slice, slice]], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Minimise ∫_Ω |∇f − v|² with f = target outside Ω (Pérez et al. 2003).
 
     ``target`` is (H, W, C) float, ``mask`` a boolean (H, W) array or ``None`` for the whole
     image, ``guidance(region)`` returns the edge fields ``(vx, vy)`` over ``target[region]``.
     A mask covering the whole image (no Dirichlet boundary) is solved by the DCT with the mean
-    of ``target`` kept. Returns a new float32 (H, W, C) array equal to ``target`` outside Ω.
+    of ``target`` kept. When the guidance is the gradient of a known image, ``potential(region)``
+    returns that image and the masked solve uses :meth:`MaskedPoisson.solve_potential`.
+    Returns a new float32 (H, W, C) array equal to ``target`` outside Ω.
     """
     t = _channels(target)
     h, w = t.shape[:2]
@@ -575,11 +618,12 @@ def solve_guided(
     ys, xs = crop_box(mask)
     mask_c = mask[ys, xs]
     prob = cache.get(mask_c) if cache is not None else MaskedPoisson(mask_c)
-    vx, vy = guidance((ys, xs))
-    tc = t[ys, xs].astype(np.float64)
-    x = prob.solve(prob.rhs(tc, divergence(vx, vy)), solver)
+    tc = t[ys, xs]
+    if potential is not None:
+        x = prob.solve_potential(tc, potential((ys, xs)), solver)
+    else:
+        vx, vy = guidance((ys, xs))
+        x = prob.solve(prob.rhs(tc, divergence(vx, vy)), solver)
     out = np.array(t, dtype=np.float32, copy=True)
-    region = out[ys, xs].reshape(-1, t.shape[2])
-    region[prob.flat] = x
-    out[ys, xs] = region.reshape(tc.shape)
+    out[ys, xs][mask_c] = x
     return out
