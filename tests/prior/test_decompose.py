@@ -1,0 +1,69 @@
+"""Multiscale decomposition (Milanfar & Delbracio 2024): exact reconstruction with unit gains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from restorelab import denoise
+from restorelab.jobs import Cancelled, CancelToken, run_job
+from restorelab.prior import Decomposition, decompose, decompose_job
+
+from .helpers import GaussianPriorDenoiser
+
+
+def _instance(name):
+    try:
+        d = denoise.get(name, device="cpu")
+        d(np.zeros((8, 8), np.float32), 0.1)
+    except (FileNotFoundError, OSError, RuntimeError) as e:  # e.g. learned weights not shipped yet
+        pytest.skip(f"{name} unavailable: {e}")
+    return d
+
+
+@pytest.mark.parametrize("name", denoise.names())
+def test_unit_gain_recomposition_every_denoiser(name, camera_small):
+    x = camera_small[40:72, 40:72].copy()
+    x0 = x.copy()
+    dec = decompose(x, _instance(name), levels=3, sigma=25 / 255)
+    assert dec.levels == 3 and dec.base.shape == x.shape
+    np.testing.assert_allclose(dec.recompose(), x, atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(x, x0)  # input untouched
+
+
+def test_colour_and_gains(astronaut_small):
+    x = astronaut_small[:32, :32]
+    den = GaussianPriorDenoiser(mu=0.5, s=0.2)
+    dec = decompose(x, den, levels=4, sigma=0.2)
+    np.testing.assert_allclose(dec.recompose([1, 1, 1, 1]), x, atol=1e-5)
+    # the exact MMSE of a Gaussian prior shrinks towards mu by g = s²/(s²+σ²) per level
+    g = 0.2**2 / (0.2**2 + 0.2**2)
+    np.testing.assert_allclose(dec.base, 0.5 + g**4 * (x - 0.5), atol=1e-5)
+    np.testing.assert_allclose(dec.recompose(0.0), dec.base, atol=1e-6)
+    boosted = dec.recompose([2.0, 1.0, 1.0, 1.0])
+    np.testing.assert_allclose(boosted - x, dec.residuals[0], atol=1e-5)
+    with pytest.raises(ValueError):
+        dec.recompose([1.0, 2.0])
+
+
+def test_bad_input_and_cancel():
+    den = GaussianPriorDenoiser()
+    with pytest.raises(ValueError):
+        decompose(np.full((8, 8), np.nan, np.float32), den, 2, 0.1)
+    with pytest.raises(ValueError):
+        decompose(np.zeros((8, 8), np.float32), den, 0, 0.1)
+    tok = CancelToken()
+    seen = []
+
+    def on(ev):
+        seen.append(ev)
+        tok.cancel()
+
+    with pytest.raises(Cancelled):
+        run_job(decompose_job(np.zeros((8, 8), np.float32), den, 5, 0.1), cancel=tok, on_progress=on)
+    assert len(seen) == 1 and den.calls <= 1
+
+
+def test_decomposition_is_plain_data():
+    d = Decomposition(np.zeros((2, 2), np.float32), [np.ones((2, 2), np.float32)])
+    np.testing.assert_array_equal(d.recompose([3.0]), np.full((2, 2), 3.0))
