@@ -23,10 +23,10 @@ def _instance(name):
 
 @pytest.mark.parametrize("name", denoise.names())
 def test_unit_gain_recomposition_every_denoiser(name, camera_small):
-    x = camera_small[40:72, 40:72].copy()
+    x = camera_small[40:64, 40:64].copy()
     x0 = x.copy()
-    dec = decompose(x, _instance(name), levels=3, sigma=25 / 255)
-    assert dec.levels == 3 and dec.base.shape == x.shape
+    dec = decompose(x, _instance(name), levels=2, sigma=25 / 255)
+    assert dec.levels == 2 and dec.base.shape == x.shape
     np.testing.assert_allclose(dec.recompose(), x, atol=1e-5, rtol=0)
     np.testing.assert_array_equal(x, x0)  # input untouched
 
