@@ -67,6 +67,8 @@ SUFFIX = ".rlsession"
 #: largest JSON document read (bytes) and largest array accepted (elements)
 MAX_JSON_BYTES = 64 << 20
 MAX_ARRAY_ELEMENTS = 1 << 31
+#: largest total of decompressed array bytes read from one sidecar (a zip bomb stops here)
+MAX_SIDECAR_BYTES = 16 << 30
 _ARRAY_DTYPES = {"bool", "uint8", "uint16", "int32", "int64", "float32", "float64"}
 CLONE_MODES = ("import", "mixed", "average", "paste", "replace")
 
@@ -482,6 +484,7 @@ def _read_npz(path: Path, expected_sha: str | None) -> dict[str, np.ndarray]:
     if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
         raise SessionError(f"the session's array file {path.name} is corrupt (checksum mismatch)")
     out: dict[str, np.ndarray] = {}
+    budget = MAX_SIDECAR_BYTES
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             for info in z.infolist():
@@ -500,8 +503,9 @@ def _read_npz(path: Path, expected_sha: str | None) -> dict[str, np.ndarray]:
                     if any(int(k) < 0 for k in shape):
                         raise SessionError(f"the session's array file {path.name} is corrupt (bad shape)")
                     n = math.prod(shape)
-                    if n > MAX_ARRAY_ELEMENTS or n * dtype.itemsize > info.file_size:
+                    if n > MAX_ARRAY_ELEMENTS or n * dtype.itemsize > min(info.file_size, budget):
                         raise SessionError(f"the session's array file {path.name} is corrupt (bad size)")
+                    budget -= n * dtype.itemsize
                     raw = f.read(n * dtype.itemsize)
                     if len(raw) != n * dtype.itemsize:
                         raise SessionError(f"the session's array file {path.name} is truncated")
