@@ -43,9 +43,12 @@ class CloneSession:
     """A source and its mask prepared for repeated placement (the GUI's drag).
 
     The linear system depends only on the placed mask, which is the same for every offset that
-    keeps the mask one pixel away from the destination's border; its factorisation is made on
-    the first :meth:`place` and reused (a few clipped variants are cached as well), so a later
-    placement costs one guidance evaluation and one pair of triangular solves for all channels.
+    keeps the mask one pixel away from the destination's border. The first :meth:`place` builds
+    and factorises the capacitance matrix of the mask (see :mod:`restorelab.edit.solvers`; a few
+    clipped variants near the border are cached too); every later placement in import mode is
+    one FFT Poisson solve of the mask's bounding box plus two m × m triangular solves (m = the
+    mask's boundary length), all colour channels at once. Not thread-safe: one session per
+    thread.
     """
 
     def __init__(self, src: Any, mask: Any, mode: str = "import", solver: str = "auto") -> None:
@@ -55,7 +58,7 @@ class CloneSession:
             raise ValueError(f"unknown solver {solver!r}; use one of {', '.join(SOLVERS)}")
         s, _ = to_float(src, "src")
         s, _alpha = split_alpha(s)
-        self.src = (s[:, :, None] if s.ndim == 2 else s).astype(np.float64)
+        self.src = s[:, :, None] if s.ndim == 2 else s  # float32, a private copy
         self.mask = as_mask(mask, self.src.shape[:2])
         self.mode = mode
         self.solver = solver
@@ -162,8 +165,10 @@ class CloneSession:
         if solver == "auto":
             if self._oneshot:
                 solver = prob.choose("auto")
-            else:
-                solver = "capacitance" if prob.charges <= CAPACITANCE_MAX_CHARGES else "direct"
+            elif prob.charges <= CAPACITANCE_MAX_CHARGES:
+                solver = "capacitance"
+            else:  # a very long boundary: factorise if that stays affordable, else CG
+                solver = "direct" if prob.n <= 300_000 else "cg"
         g = self._source(ys, xs, off, dc.shape[2])
         if self.mode in ("import", "replace") and solver == "capacitance":
             # f = g + h, h harmonic with h = f* − g on ∂Ω; g on Ω and ∂Ω is cached
@@ -203,9 +208,10 @@ def seamless_clone(
 
     ``mode``: ``import`` (v = ∇src), ``mixed`` (the larger of ∇src and ∇dst per pixel),
     ``average``, ``paste`` (plain copy) or ``replace`` (the IPOL name of ``import``).
-    ``solver``: ``auto`` | ``direct`` | ``cg`` | ``amg`` (see :mod:`restorelab.edit.solvers`).
+    ``solver``: ``auto`` | ``capacitance`` | ``direct`` | ``cg`` | ``amg`` (see
+    :mod:`restorelab.edit.solvers`; all are exact to far below 0.5/255).
     Returns a new float32 image with ``dst``'s shape; inputs are not modified.
     """
     sess = CloneSession(src, mask, mode=mode, solver=solver)
-    sess._oneshot = True  # "auto": the problem size chooses between factorising and CG
+    sess._oneshot = True  # "auto": MaskedPoisson.choose decides; the refinement step is kept
     return sess.place(dst, offset)
