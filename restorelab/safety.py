@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import logging
 import os
 import shutil
@@ -46,20 +47,22 @@ def _tmp_prefix(path: Path) -> str:
     return f".{path.name}{_TMP_TAG}"
 
 
-def cleanup_stale_temps(path: str | os.PathLike) -> int:
+def cleanup_stale_temps(path: str | os.PathLike, *, family: bool = False) -> int:
     """Remove temporary files left beside ``path`` by a write that was killed.
 
-    They are named ``.NAME.rl-tmp-<pid>-*``; only those of processes that no longer run
-    are removed. Returns how many were removed.
+    They are named ``.NAME.rl-tmp-<pid>-*`` (with ``family=True`` also those of files whose
+    name starts with NAME, e.g. the sidecars ``NAME.<hash>.npz`` of a session); only those of
+    processes that no longer run are removed. Returns how many were removed.
     """
     p = Path(path)
     n = 0
+    pattern = f".{glob_escape(p.name)}*{_TMP_TAG}*" if family else glob_escape(_tmp_prefix(p)) + "*"
     try:
-        entries = list(p.parent.glob(_tmp_prefix(p) + "*"))
+        entries = list(p.parent.glob(pattern))
     except OSError:
         return 0
     for e in entries:
-        rest = e.name[len(_tmp_prefix(p)):]
+        rest = e.name.split(_TMP_TAG, 1)[-1]
         pid_s = rest.split("-", 1)[0]
         if pid_s.isdigit() and int(pid_s) != os.getpid() and _pid_alive(int(pid_s)):
             continue
@@ -69,6 +72,10 @@ def cleanup_stale_temps(path: str | os.PathLike) -> int:
             e.unlink()
             n += 1
     return n
+
+
+def glob_escape(name: str) -> str:
+    return glob.escape(name)
 
 
 def _pid_alive(pid: int) -> bool:

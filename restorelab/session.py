@@ -457,7 +457,7 @@ def save_session(path: str | os.PathLike, session: Session, *, compress: bool = 
     text = json.dumps({**doc, "sidecar": {"file": side.name, "sha256": digest, "bytes": len(data)}},
                       indent=1, allow_nan=False)
     check_free_space(p.parent if str(p.parent) else ".", len(data) + len(text))
-    cleanup_stale_temps(side)
+    cleanup_stale_temps(p, family=True)  # of this document and of its sidecars
     if not (side.is_file() and side.stat().st_size == len(data) and file_sha256(side) == digest):
         with atomic_write(side, "wb") as f:
             f.write(data)
@@ -711,7 +711,7 @@ def _remove_session_files(p: Path) -> None:
             side.unlink()
     with contextlib.suppress(OSError):
         p.unlink()
-    cleanup_stale_temps(p)
+    cleanup_stale_temps(p, family=True)
 
 
 def _alive(pid: int) -> bool:

@@ -371,9 +371,7 @@ def scenario_kill_mid_save(kind: str = "session", trials: int = 12, seed: int = 
                     h = hashlib.sha256(side.read_bytes()).hexdigest()[:16]
                     if side.name.split(".")[-2] != h:
                         bad.append(f"half-written sidecar {side.name}")
-        cleanup_stale_temps(p)
-        for side in Path(d).glob("*.npz"):
-            cleanup_stale_temps(side)
+        cleanup_stale_temps(p, family=True)
         left = [x.name for x in Path(d).iterdir() if x.name.startswith(".")]
     # the target must always be complete; hidden temporary files of the killed writer are
     # reported (restorelab.session removes its own on the next save)

@@ -40,8 +40,12 @@ def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
     stale.write_bytes(b"partial")
     mine = tmp_path / f".a.bin.rl-tmp-{os.getpid()}-abc"  # a write of ours in progress
     mine.write_bytes(b"partial")
+    side = tmp_path / ".a.bin.0123456789abcdef.npz.rl-tmp-999999999-q"  # of a session's sidecar
+    side.write_bytes(b"partial")
     assert cleanup_stale_temps(p) == 1
-    assert not stale.exists() and mine.exists()
+    assert not stale.exists() and mine.exists() and side.exists()
+    assert cleanup_stale_temps(p, family=True) == 1
+    assert not side.exists() and mine.exists()
 
 
 def test_check_free_space(tmp_path):
