@@ -14,10 +14,12 @@ stochastic gradient ascent on log p(y) using the denoiser residual
 
 Improvements over the original code, each optional or harmless:
 
-1. **Iteration cap and stall detection.** The loop stops after ``max_iter`` iterations or
-   when σ_t has not reached a new minimum for ``patience`` iterations (a denoiser whose
-   residual does not vanish on clean images, e.g. a classical smoother at fixed strength);
-   the result then says ``converged=False`` with a clear message instead of looping forever.
+1. **Iteration cap, stall and divergence detection.** The loop stops after ``max_iter``
+   iterations, when σ_t has not reached a new minimum for ``patience`` iterations (a
+   denoiser whose residual does not vanish on clean images, e.g. a classical smoother at
+   fixed strength), or when σ_t grows to 4× its first value (a denoiser that over-estimates
+   the noise feeds the injected noise γ_t and diverges); the result then says
+   ``converged=False`` with a clear message instead of looping forever.
 2. **Exact measurements and a final denoise.** The last iterate is denoised once more and
    projected onto the measurement-consistent set: ``x = (I − MMᵀ) x̂(y) + M x_c``, so that
    ``Mᵀ x = x_c`` exactly (to float precision).
@@ -164,6 +166,8 @@ def _ascent(
     since_best = torch.zeros(K, dtype=torch.long, device=device)
     active = torch.ones(K, dtype=torch.bool, device=device)
     converged_each = torch.zeros(K, dtype=torch.bool, device=device)
+    diverged_each = torch.zeros(K, dtype=torch.bool, device=device)
+    sig_first = torch.full((K,), float("inf"), device=device)
     t = 1
     message = ""
     while True:
@@ -194,7 +198,11 @@ def _ascent(
         if p.get("sigma_mode") == "schedule":  # a known noise schedule: both must have fallen
             done &= sig_in[idx] <= sigma_L
         converged_each[idx] |= done
-        stalled = since_best[idx] > p["patience"]
+        if t == 1:
+            sig_first[idx] = st
+        diverged = st > 4.0 * sig_first[idx]
+        diverged_each[idx] |= diverged
+        stalled = (since_best[idx] > p["patience"]) | diverged
         active[idx] = ~(done | stalled)
         yield _State(t, h, sig.clone(), ran, active.clone(), y)
         if not bool(active.any()):
@@ -205,15 +213,18 @@ def _ascent(
     converged = bool(converged_each.all())
     if not converged:
         worst = float(sig[~converged_each].max())
-        why = (
-            f"reached the iteration cap max_iter = {p['max_iter']}"
-            if bool(active.any())
-            else f"σ_t stopped decreasing (no new minimum in {p['patience']} iterations)"
-        )
+        if bool(active.any()):
+            why = f"reached the iteration cap max_iter = {p['max_iter']}"
+        elif bool(diverged_each.any()):
+            why = "σ_t grew to 4× its first value (diverging)"
+        else:
+            why = f"σ_t stopped decreasing (no new minimum in {p['patience']} iterations)"
         message = (
             f"not converged: {why}; σ_t = {worst:.4g} > σ_L = {sigma_L:.4g} after {t} iterations "
             f"for {int((~converged_each).sum())} of {K} sample(s). The result is the last iterate, denoised. "
-            "Try a larger β or h₀, a larger σ_L, or a blind denoiser (bfcnn)."
+            "The denoiser's residual x̂(y) − y must shrink with the noise: a non-blind denoiser at a fixed "
+            "strength, or an under-trained one that over-smooths clean images, stalls or diverges. "
+            "Try a larger σ_L or β, or a better (blind) denoiser."
         )
     else:
         message = f"converged: σ_t ≤ σ_L = {sigma_L:.4g} after {t} iterations"

@@ -124,6 +124,18 @@ def test_stall_and_cap_messages():
     assert not res.converged and "stopped decreasing" in res.message and res.iterations < 100
     res = run_job(sample_job(GaussianPriorDenoiser(), shape=(8, 8), max_iter=5, device="cpu"))
     assert not res.converged and "iteration cap" in res.message and res.iterations == 5
+    res = run_job(sample_job(_Amplify(), shape=(8, 8), device="cpu"))
+    assert not res.converged and "diverging" in res.message and res.iterations < 200
+
+
+class _Amplify(Denoiser):
+    """Over-estimates the noise: x̂(y) = 0.5 − 2 (y − 0.5), a residual of 3× the deviation."""
+
+    name: ClassVar[str] = "test-amplify"
+    torch_native: ClassVar[bool] = True
+
+    def _denoise_tensor(self, y: Any, sigma: Any) -> Any:
+        return 0.5 - 2.0 * (y - 0.5)
 
 
 def test_cancel_within_one_iteration():
