@@ -185,7 +185,7 @@ class CloneSession:
         if self.mode == "average":
             return prob.solve_potential(dc, 0.5 * (g + dc), solver)
         div = divergence(*clone_guidance(g, dc.astype(np.float64), self.mode))
-        return prob.solve(prob.rhs(dc, div), solver)
+        return prob.solve_div(dc, div, solver, refine=self._oneshot)
 
 
 def prepare(src: Any, mask: Any, mode: str = "import", solver: str = "auto") -> CloneSession:
