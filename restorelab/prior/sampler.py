@@ -17,7 +17,7 @@ Improvements over the original code, each optional or harmless:
 1. **Iteration cap, stall and divergence detection.** The loop stops after ``max_iter``
    iterations, when σ_t has not reached a new minimum for ``patience`` iterations (a
    denoiser whose residual does not vanish on clean images, e.g. a classical smoother at
-   fixed strength), or when σ_t grows to 4× its first value (a denoiser that over-estimates
+   fixed strength), or when σ_t grows to 4× max(σ₀, its first value) (a denoiser that over-estimates
    the noise feeds the injected noise γ_t and diverges); the result then says
    ``converged=False`` with a clear message instead of looping forever.
 2. **Exact measurements and a final denoise.** The last iterate is denoised once more and
@@ -200,7 +200,7 @@ def _ascent(
         converged_each[idx] |= done
         if t == 1:
             sig_first[idx] = st
-        diverged = st > 4.0 * sig_first[idx]
+        diverged = st > 4.0 * torch.clamp(sig_first[idx], min=sigma0)
         diverged_each[idx] |= diverged
         stalled = (since_best[idx] > p["patience"]) | diverged
         active[idx] = ~(done | stalled)
