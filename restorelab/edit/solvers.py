@@ -16,24 +16,28 @@ Solvers of the masked system (all exact; ``tests/edit`` checks them against a de
 
 * ``"capacitance"`` — the capacitance-matrix method on the torus holding the mask's bounding
   box (see :class:`_Capacitance`): the FFT inverts the periodic Laplacian, and a dense m × m
-  system on the m boundary pixels (factorised once per mask) makes the boundary values exact.
-  A cold solve is two FFT Poisson solves of the bounding box plus an O(m³) factorisation with
-  m ~ the mask's perimeter; a drag update with a cached factorisation is ONE FFT solve.
+  system on the m boundary pixels (factorised once per mask; block-Jacobi CG above
+  :data:`CAPACITANCE_DENSE_MAX`) makes the boundary values exact. A guidance that is a
+  gradient (import, average, contrast, colour change) needs ONE FFT Poisson solve of the
+  bounding box, others two; so a drag update, with the factorisation cached, is one FFT solve.
 * ``"direct"`` — SuperLU (``scipy.sparse.linalg.splu``) of the SPD matrix with the
-  ``MMD_AT_PLUS_A`` ordering and no pivoting, cached per mask. Exact to rounding; the
-  reference of the benchmark. Its factorisation (seconds for 10⁵ unknowns) and triangular
-  solves (≈ 0.1 s for 2·10⁵ unknowns × 3 channels) are too slow for dragging.
+  ``MMD_AT_PLUS_A`` ordering and no pivoting, cached per mask. Exact to rounding: the
+  reference of the tests and of the benchmark, but its factorisation takes seconds at 10⁵
+  unknowns and its triangular solves are too slow for dragging.
 * ``"cg"`` — conjugate gradients on the mask pixels, preconditioned by the fast sine-transform
   (DST-I) Poisson solve on the mask's bounding box, stopped when the preconditioned residual
-  (an estimate of the error) is below 1e-5 in max norm. No set-up, but ~20–40 iterations.
+  (an estimate of the error) is below 1e-5 in max norm. No set-up, but tens of iterations.
 * ``"amg"`` — ``pyamg`` Ruge–Stüben multigrid as a CG preconditioner (hierarchy cached).
 
-``"auto"`` picks ``"capacitance"`` while the mask has at most
-:data:`CAPACITANCE_MAX_CHARGES` boundary pixels, else ``"cg"``. Measured on this 2-core machine
-(``restorelab bench poisson``, and for small masks: 4 k unknowns 4.5 ms vs 21 ms direct and
-40 ms CG; 16 k unknowns 16 ms vs 107 ms and 221 ms) the capacitance method is the fastest cold
-solve and the only one whose drag update fits 30 ms; multigrid (pyamg: 0.4 s set-up and
-~0.1 s per V-cycle per channel at 2.6·10⁵ unknowns) and the sparse LU lose to it everywhere.
+Why the capacitance method: the matrix depends only on the mask, and its inverse on the mask
+splits into a translation-invariant part (the FFT) and a part that lives on the boundary only
+(m ≈ perimeter ≪ n unknowns). ``restorelab bench poisson`` times all four on the same scenes:
+on this 2-core machine the capacitance solve is the fastest cold solve at every size tried and
+the only one whose drag update stays near 30 ms; the sparse LU, DST-preconditioned CG and
+multigrid (set-up plus several V-cycles per channel) are one to two orders of magnitude
+slower. ``"auto"`` therefore picks ``"capacitance"`` while the mask has at most
+:data:`CAPACITANCE_MAX_CHARGES` boundary pixels (the dense m × m matrix must fit in memory),
+else ``"cg"``.
 
 Whole-image solvers (the Fourier method of the IPOL paper, §3.2): :func:`solve_neumann_dct`
 (DCT-II diagonalises the Neumann Laplacian exactly) and :func:`solve_periodic_fft` (the FFT
@@ -53,6 +57,7 @@ import scipy.sparse.linalg as sla
 __all__ = [
     "SOLVERS",
     "CAPACITANCE_MAX_CHARGES",
+    "CAPACITANCE_DENSE_MAX",
     "MaskedPoisson",
     "divergence",
     "known_sum",
@@ -64,10 +69,10 @@ __all__ = [
 
 SOLVERS = ("auto", "capacitance", "direct", "cg", "amg")
 #: above this many boundary charges "auto" uses CG instead of the capacitance matrix (its
-#: dense factorisation grows as m³: 0.1 s at m = 1700, ~10 s at m = 8000 on one core)
+#: matrix (float32, m² entries) must fit in memory)
 CAPACITANCE_MAX_CHARGES = 12_000
 #: above this many charges the capacitance system is solved by block-Jacobi CG (dense K
-#: products, ~25 iterations) instead of a dense Cholesky factorisation (m³/3 flops)
+#: products, a few dozen iterations) instead of a dense Cholesky factorisation (m³/3 flops)
 CAPACITANCE_DENSE_MAX = 5_000
 _BLOCK = 256
 _KCG_TOL = 1e-7
@@ -365,8 +370,8 @@ def _morton(y: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def _one_blas_thread():  # noqa: ANN202
     """OpenBLAS with several threads collapses on a loaded machine (threads spin on busy
-    cores: a 1700² Cholesky took 7 s instead of 0.2 s here); the dense capacitance algebra is
-    small, so run it on one thread."""
+    cores: a 1700² Cholesky took seconds instead of a fraction of a second here); the dense
+    capacitance algebra is small, so run it on one thread."""
     global _BLAS_CONTROLLER
     import contextlib
 
@@ -570,7 +575,7 @@ class _Capacitance:
 
     def _kinv(self, r: np.ndarray) -> np.ndarray:
         """K⁻¹ r (m, C) by CG preconditioned with Cholesky blocks of spatially close charges
-        (Morton order): ~25 iterations at m = 1 600–3 300, each one dense matrix product."""
+        (Morton order), each iteration one dense matrix product."""
         import scipy.linalg as sl
 
         def prec(v: np.ndarray) -> np.ndarray:
