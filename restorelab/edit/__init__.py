@@ -64,8 +64,9 @@ OPERATIONS: dict[str, tuple[Param, ...]] = {
               help="guidance: import = source gradients, mixed = the stronger of source and destination "
                    "gradients, average, paste = plain copy, replace = IPOL name of import"),
         Param("solver", str, "auto", choices=SOLVERS,
-              help="linear solver: auto, direct (sparse LU, reused while dragging), "
-                   "cg (DST-preconditioned CG), amg (multigrid)", group="advanced"),
+              help="linear solver (all exact): auto, capacitance (FFT + boundary matrix, reused "
+                   "while dragging), direct (sparse LU), cg (DST-preconditioned CG), amg (multigrid)",
+              group="advanced"),
     ),
     "flatten": (
         Param("low_threshold", float, 30.0, lo=0.0, hi=1000.0, unit="/255",
