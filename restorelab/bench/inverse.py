@@ -52,9 +52,10 @@ def classical(task: str, op: Any, x: np.ndarray) -> np.ndarray:
     import cv2
 
     if task in ("inpaint", "pixels"):
+        # the 8-bit path (OpenCV's float32 path overshoots far outside [0, 1])
         fill = (~op.measured).astype(np.uint8) * 255
-        known = np.where(op.measured, x, 0).astype(np.float32)
-        return cv2.inpaint(known, fill, 3, cv2.INPAINT_TELEA).astype(np.float32)
+        known = np.round(np.clip(np.where(op.measured, x, 0), 0, 1) * 255).astype(np.uint8)
+        return cv2.inpaint(known, fill, 3, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
     if task == "sr":
         low = op.low_resolution(op.Mt(x)).astype(np.float32)
         return cv2.resize(low, (x.shape[1], x.shape[0]), interpolation=cv2.INTER_CUBIC).astype(np.float32)
