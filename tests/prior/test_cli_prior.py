@@ -94,3 +94,28 @@ def test_sample_grid(tmp_path):
                  "--sigma-L", "5", "--max-iter", "200", "-q"]) == 0
     g = load_image(out)
     assert g.shape == (2 * 8 + 3 * 2, 2 * 8 + 3 * 2)
+
+
+def test_bench_classical_answers(camera_small):
+    from restorelab.bench.inverse import TASK_SETTINGS, classical
+    from restorelab.metrics import psnr
+    from restorelab.prior import operators
+
+    x = camera_small[:64, :64]
+    got = {}
+    for task, kw in TASK_SETTINGS.items():
+        op = operators.make(task, x.shape, **kw)
+        got[task] = psnr(x, np.clip(classical(task, op, x), 0, 1))
+    assert got["inpaint"] > 18 and got["pixels"] > 18 and got["sr"] > 20, got
+
+
+def test_bench_inverse_writes_its_section(tmp_path, camera_small):
+    d = tmp_path / "set"
+    d.mkdir()
+    save_image(d / "a.png", camera_small[:24, :24])
+    md = tmp_path / "B.md"
+    rc = main(["bench", "inverse", "--set", str(d), "--size", "16", "--tasks", "sr,pixels", "--samples", "2",
+               "--beta", "0.5", "--method", "heat", "--out", str(md)])
+    assert rc == 0
+    text = md.read_text()
+    assert "<!-- bench:inverse -->" in text and "| sr |" in text and "bicubic" in text
