@@ -16,13 +16,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
-    QButtonGroup,
     QComboBox,
     QFileDialog,
     QFormLayout,
     QLabel,
     QPushButton,
-    QRadioButton,
     QScrollArea,
     QVBoxLayout,
     QWidget,
@@ -38,6 +36,20 @@ if TYPE_CHECKING:
     from restorelab.gui.main_window import MainWindow
 
 MODES = ("import", "mixed", "average")
+OP_TITLES = {
+    "flatten": "Texture flattening",
+    "illumination": "Local illumination change",
+    "color": "Local colour change",
+    "contrast": "Contrast enhancement",
+    "tile": "Seamless tiling",
+}
+OP_NOTES = {
+    "flatten": "Keeps the gradients only on edges (Canny): flattens texture inside the mask, or everywhere.",
+    "illumination": "Compresses strong gradients (Fattal et al. 2002) to even the lighting inside the mask.",
+    "color": "Multiplies the gradients of each colour channel inside the mask.",
+    "contrast": "Scales the gradients inside the mask: > 1 more local contrast.",
+    "tile": "Makes the whole image tile seamlessly (periodic Poisson solve).",
+}
 
 
 def ellipse_mask(shape: tuple[int, int], x: float, y: float, w: float, h: float) -> np.ndarray:
@@ -58,6 +70,7 @@ class CloneTool(QObject):
         super().__init__(win)
         self.win = win
         self.mode = "import"
+        self.solver = "auto"
         self.source_kind = "mask"  # or "ellipse"
         self.source_image: np.ndarray | None = None  # None: the document itself
         self.source_name = "this image"
@@ -81,13 +94,20 @@ class CloneTool(QObject):
         return compat.attr("restorelab.edit", "prepare") is not None
 
     # -- source -------------------------------------------------------------------------
-    def set_mode(self, mode: str) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}")
+    def set_mode(self, mode: str, solver: str | None = None) -> None:
+        """Guidance field (``import``, ``mixed``, ``average``, … from the core) and solver."""
+        modes = compat.attr("restorelab.edit", "CLONE_MODES") or MODES
+        if mode not in modes:
+            raise ValueError(f"mode must be one of {', '.join(modes)}")
         self.mode = mode
+        if solver is not None:
+            self.solver = solver
         self.session = None
         if self.active:
-            self._request()
+            if self.prepare():
+                self._request()
+            else:
+                self.cancel()
 
     def set_source_kind(self, kind: str) -> None:
         self.source_kind = kind
@@ -171,7 +191,7 @@ class CloneTool(QObject):
             if not mask.any():
                 raise ValueError("the source region is empty: paint a mask (B) or choose the ellipse")
             src = (self.source_image if self.source_image is not None else doc.image).copy()
-            self.session = prepare(src, mask, self.mode)
+            self.session = prepare(src, mask, self.mode, self.solver)
             self._src_mask = mask
         except Exception as e:  # noqa: BLE001
             import traceback
@@ -214,7 +234,7 @@ class CloneTool(QObject):
     def _placed(self, result: Any, tag: Any) -> None:
         if not self.active:
             return
-        _, off = tag
+        off = tag
         self.placements += 1
         self.last_result = np.asarray(result)
         self.win.canvas.show_preview(self.last_result)
@@ -236,7 +256,12 @@ class CloneTool(QObject):
         self.active = False
         self.win.canvas.show_preview(None)
         doc.meta.setdefault("clones", []).append(
-            {"offset": list(self.offset), "mode": self.mode, "source": self.source_name}
+            {
+                "offset": list(self.offset),
+                "mode": self.mode,
+                "solver": self.solver,
+                "source": self.source_name,
+            }
         )
         doc.apply_image(out, f"Seamless clone ({self.mode})")
         self.session = None if self.source_image is None else self.session  # the image changed
@@ -297,23 +322,10 @@ class ClonePanel(QWidget):
         b_this.clicked.connect(tool.use_document_as_source)
         form.addRow("Source image", self.src_label)
         form.addRow(b_src, b_this)
-        self.mode_group = QButtonGroup(self)
-        box = QWidget()
-        v = QVBoxLayout(box)
-        v.setContentsMargins(0, 0, 0, 0)
-        tips = {
-            "import": "Guidance = source gradients (Pérez et al. 2003, eq. 11)",
-            "mixed": "Guidance = the stronger of source and destination gradients (eq. 13)",
-            "average": "Guidance = average of source and destination gradients",
-        }
-        for i, m in enumerate(MODES):
-            rb = QRadioButton(m)
-            rb.setToolTip(tips[m])
-            rb.setChecked(m == tool.mode)
-            self.mode_group.addButton(rb, i)
-            v.addWidget(rb)
-        self.mode_group.idToggled.connect(lambda i, on: on and tool.set_mode(MODES[i]))
-        form.addRow("Gradients", box)
+        ops = compat.attr("restorelab.edit", "OPERATIONS") or {}
+        self.params = ParamForm(ops.get("clone", ()))
+        self.params.changed.connect(self._params_changed)
+        form.addRow(self.params)
         self.start = QPushButton("Pick up source  (C, then drag)")
         self.start.clicked.connect(lambda: (tool.win.set_tool("clone"), tool.begin(tool.offset)))
         self.commit = QPushButton("Commit  (Enter)")
@@ -327,6 +339,11 @@ class ClonePanel(QWidget):
         form.addRow(self.state)
         tool.state_changed.connect(self._update)
         self.refresh()
+
+    def _params_changed(self) -> None:
+        v = self.params.values()
+        if "mode" in v:
+            self.tool.set_mode(v["mode"], v.get("solver"))
 
     def refresh(self) -> None:
         ok = self.tool.available()
@@ -373,7 +390,7 @@ class EditOpsPanel(QWidget):
 
     def operations(self) -> dict[str, Any]:
         ops = compat.attr("restorelab.edit", "OPERATIONS")
-        return dict(ops) if ops else {}
+        return {k: v for k, v in (ops or {}).items() if k != "clone"}
 
     def refresh(self) -> None:
         ops = self.operations()
@@ -381,7 +398,7 @@ class EditOpsPanel(QWidget):
         self.op.blockSignals(True)
         self.op.clear()
         for name in ops:
-            self.op.addItem(name.replace("_", " "), name)
+            self.op.addItem(OP_TITLES.get(name, name), name)
         self.op.blockSignals(False)
         if cur is not None and self.op.findData(cur) >= 0:
             self.op.setCurrentIndex(self.op.findData(cur))
@@ -401,7 +418,7 @@ class EditOpsPanel(QWidget):
             a.setToolTip(compat.why("restorelab.edit"))
             return
         for name in ops:
-            a = menu.addAction(name.replace("_", " ").capitalize() + "…")
+            a = menu.addAction(OP_TITLES.get(name, name) + "…")
             a.triggered.connect(lambda _=False, n=name: self.show_op(n))
 
     def show_op(self, name: str) -> None:
@@ -414,35 +431,22 @@ class EditOpsPanel(QWidget):
         params = self.operations().get(name, ()) if name else ()
         self.form = ParamForm(params)
         self.scroll.setWidget(self.form)
-        fn = compat.attr("restorelab.edit", name) if name else None
-        doc = (fn.__doc__ or "").strip().split("\n\n")[0] if fn else ""
-        self.note.setText(doc)
+        self.note.setText(OP_NOTES.get(name, "") if name else compat.why("restorelab.edit"))
 
     def run(self) -> bool:
-        """Apply the chosen operation to the document as a job."""
+        """Apply the chosen operation (``restorelab.edit.job``) to the document as a job;
+        inside the painted mask when there is one, else on the whole image."""
         win, doc = self.win, self.win.doc
         name = self.op.currentData()
-        if doc is None or not name:
-            return False
-        fn = compat.attr("restorelab.edit", name)
-        if fn is None:
+        job = compat.attr("restorelab.edit", "job")
+        if doc is None or not name or job is None:
             return False
         values = self.form.values() if self.form else {}
         img = doc.image.copy()
-        needs_mask = name != "seamless_tile"
-        mask = doc.mask_bool().copy()
-        if needs_mask and not mask.any():
-            dialogs.info(win, name, "Paint the region to edit first (B).")
-            return False
-
-        def factory() -> Any:
-            from restorelab.jobs import single_step
-
-            if needs_mask:
-                return single_step(lambda: fn(img, mask, **values), name)
-            return single_step(lambda: fn(img, **values), name)
+        mask = doc.mask_bool().copy() if name != "tile" and doc.has_mask() else None
+        title = OP_TITLES.get(name, name)
 
         def done(out: Any) -> None:
-            doc.apply_image(np.asarray(out, np.float32), name.replace("_", " ").capitalize())
+            doc.apply_image(np.asarray(out, np.float32), title + (" (in mask)" if mask is not None else ""))
 
-        return win.start_job(name.replace("_", " "), factory, done)
+        return win.start_job(title, lambda: job(name, img, mask, **values), done)

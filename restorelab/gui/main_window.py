@@ -289,6 +289,7 @@ class MainWindow(QMainWindow):
         self.a_cancel = self._act(
             "&Cancel job / tool", self.escape, "Esc", "Cancel the running job or the clone"
         )
+        self.a_cancel.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
         self.a_commit = self._act("Commit clone", self.clone_tool.commit, ["Return", "Enter"])
         self.a_prefs_cpu = self._act(
             "Use &CPU only",
@@ -868,7 +869,7 @@ class MainWindow(QMainWindow):
         self.preview_runner.request(compute, key)
 
     def _preview_ready(self, out: Any, tag: Any) -> None:
-        _, key = tag
+        key = tag
         if key != self._preview_key or self.jobs.busy or self.doc is None or id(self.doc) != key[0]:
             return
         self.canvas.show_preview(np.asarray(out), (key[1], key[2]))

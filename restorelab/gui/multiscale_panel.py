@@ -15,14 +15,13 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 from superqt import QLabeledDoubleSlider
 
 from restorelab.gui import compat
-from restorelab.gui.panels.params_panel import Debouncer
+from restorelab.gui.panels.params_panel import Debouncer, ParamForm
 from restorelab.gui.worker import LatestRunner
 
 if TYPE_CHECKING:
@@ -30,9 +29,7 @@ if TYPE_CHECKING:
 
 
 def _decompose() -> Any:
-    return compat.attr("restorelab.prior", "decompose") or compat.attr(
-        "restorelab.prior.multiscale", "decompose"
-    )
+    return compat.attr("restorelab.prior", "decompose_job")
 
 
 class MultiscalePanel(QWidget):
@@ -43,16 +40,10 @@ class MultiscalePanel(QWidget):
         form = QFormLayout()
         self.denoiser = QComboBox()
         form.addRow("Denoiser", self.denoiser)
-        self.levels = QSpinBox()
-        self.levels.setRange(1, 8)
-        self.levels.setValue(4)
-        form.addRow("Levels", self.levels)
-        self.sigma = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
-        self.sigma.setRange(1, 100)
-        self.sigma.setValue(10)
-        self.sigma.setToolTip("Noise level (×255) of the finest scale; each level doubles it")
-        form.addRow("σ (×255)", self.sigma)
         lay.addLayout(form)
+        params = compat.attr("restorelab.prior", "DECOMPOSE_PARAMS") or ()
+        self.form = ParamForm(params)
+        lay.addWidget(self.form)
         self.run_button = QPushButton("Decompose")
         self.run_button.clicked.connect(self.run)
         lay.addWidget(self.run_button)
@@ -99,13 +90,12 @@ class MultiscalePanel(QWidget):
         if doc is None or fn is None or name is None:
             return False
         x = doc.image.copy()
-        levels, sigma, dev = self.levels.value(), self.sigma.value() / 255.0, self.win.device_pref
+        values, dev = self.form.values(), self.win.device_pref
 
         def factory() -> Any:
             from restorelab import denoise
-            from restorelab.jobs import single_step
 
-            return single_step(lambda: fn(x, denoise.get(name, device=dev), levels, sigma), "decompose")
+            return fn(x, denoise.get(name, device=dev), **values)
 
         return self.win.start_job("Multiscale decomposition", factory, self.show_decomposition)
 

@@ -98,9 +98,17 @@ class SamplerView(QWidget):
         self.plot.setLabel("bottom", "iteration t")
         self.plot.setLabel("left", "σ_t, h_t")
         self.plot.addLegend(offset=(-10, 10))
-        self.plot.showGrid(x=True, y=True, alpha=0.25)
-        self.sigma_curve = self.plot.plot([], [], pen=pg.mkPen((255, 170, 60), width=2), name="σ_t")
-        self.h_curve = self.plot.plot([], [], pen=pg.mkPen((90, 170, 255), width=2), name="h_t")
+        # live updates must stay cheap on the GUI thread: no auto-range (which re-renders
+        # the axes at every point); the ranges grow by doubling, so axis pictures are cached;
+        # no grid: replaying grid lines across the plot costs more than the curves
+        self.plot.disableAutoRange()
+        self.plot.setMouseEnabled(x=True, y=False)
+        self._xmax = 64.0
+        self._yrange = (-3.0, 0.5)
+        self.sigma_curve = self.plot.plot([], [], pen=pg.mkPen((255, 170, 60), width=1), name="σ_t")
+        self.h_curve = self.plot.plot([], [], pen=pg.mkPen((90, 170, 255), width=1), name="h_t")
+        for c in (self.sigma_curve, self.h_curve):
+            c.setSkipFiniteCheck(True)
         mv.addWidget(self.plot, 1)
         self.info = QLabel("")
         mv.addWidget(self.info)
@@ -243,10 +251,8 @@ class SamplerView(QWidget):
             self._crop_shape = None
 
             def factory() -> Any:
-                from restorelab import denoise
-
                 return job_fn(
-                    denoise.get(den_name, device=dev), shape=(n, n), channels=channels, device=dev, **values
+                    win._denoiser(den_name, {}, dev), shape=(n, n), channels=channels, device=dev, **values
                 )
         else:
             if win.doc is None:
@@ -269,10 +275,8 @@ class SamplerView(QWidget):
             mask = mask.copy()
 
             def factory() -> Any:
-                from restorelab import denoise
-
                 op = ops.make(task, crop.shape[:2], mask=mask if task == "inpaint" else None, **tvals)
-                return job_fn(denoise.get(den_name, device=dev), op, crop, device=dev, **svals)
+                return job_fn(win._denoiser(den_name, {}, dev), op, crop, device=dev, **svals)
 
         self.t.clear()
         self.sig.clear()
@@ -280,6 +284,12 @@ class SamplerView(QWidget):
         self.plot_updates.clear()
         self.sigma_curve.setData([], [])
         self.h_curve.setData([], [])
+        self._xmax = 64.0
+        sl = float(values.get("sigma_L", 0.01) or 0.01)
+        h0 = float(values.get("h0", 0.01) or 0.01)
+        s0 = float(values.get("sigma0", 1.0) or 1.0)
+        self._yrange = (float(np.floor(np.log10(min(sl, h0)))), float(np.ceil(np.log10(max(s0, 1.0)) + 0.01)))
+        self._set_ranges()
         self.result = None
         self._set_result_enabled(False)
         self._t0 = time.monotonic()
@@ -289,7 +299,7 @@ class SamplerView(QWidget):
     def _progress(self, batch: list[Progress]) -> None:
         preview = None
         for ev in batch:
-            if ev.sigma is not None:
+            if ev.sigma is not None and not (ev.data or {}).get("done"):
                 self.t.append(float(ev.step))
                 self.sig.append(max(float(ev.sigma), 1e-12))
                 self.h.append(max(float(ev.h), 1e-12) if ev.h is not None else np.nan)
@@ -299,6 +309,7 @@ class SamplerView(QWidget):
             self.sigma_curve.setData(self.t, self.sig)
             if not np.all(np.isnan(self.h)):
                 self.h_curve.setData(self.t, self.h)
+            self._grow_ranges()
             self.plot_updates.append(time.monotonic())
             self.info.setText(
                 f"t = {int(self.t[-1])}   σ_t = {self.sig[-1] * 255:.2f}/255   h_t = {self.h[-1]:.3g}"
@@ -308,6 +319,28 @@ class SamplerView(QWidget):
             self.thumb_item.setImage(_disp(img), autoLevels=False, levels=(0, 255))
             if self._crop_shape is not None and img.shape[:2] == self._crop_shape[:2]:
                 self.win.canvas.show_preview(img, self._origin)
+
+    def _set_ranges(self) -> None:
+        self.plot.setXRange(0, self._xmax, padding=0.02)
+        self.plot.setYRange(*self._yrange, padding=0.02)
+
+    def _grow_ranges(self) -> None:
+        """Double the t axis / widen the log σ axis only when a point falls outside."""
+        changed = False
+        while self.t[-1] > self._xmax:
+            self._xmax *= 2
+            changed = True
+        vals = [v for v in (self.sig[-1], self.h[-1]) if v == v and v > 0]
+        lo, hi = self._yrange
+        for v in vals:
+            lv = float(np.log10(v))
+            if lv < lo:
+                lo, changed = np.floor(lv), True
+            if lv > hi:
+                hi, changed = np.ceil(lv), True
+        self._yrange = (lo, hi)
+        if changed:
+            self._set_ranges()
 
     def _done(self, result: Any) -> None:
         self.result = result
@@ -394,8 +427,32 @@ def _disp(img: np.ndarray) -> np.ndarray:
     return to_display(np.asarray(img, np.float32))
 
 
+def manifold_params() -> tuple[Any, ...]:
+    """The demo's declarations: the core's ``MANIFOLD_PARAMS`` when it has them, else the
+    keyword arguments of ``manifold_demo_job`` declared here (one widget each)."""
+    core_params = compat.attr("restorelab.prior.manifold", "MANIFOLD_PARAMS")
+    if core_params:
+        return tuple(core_params)
+    from restorelab.params import Param
+
+    curves = tuple(compat.attr("restorelab.prior.manifold", "CURVES") or ("spiral",))
+    return (
+        Param("curve", str, curves[0], choices=curves, help="the 1-D manifold the signals lie on"),
+        Param("n_points", int, 50, lo=1, hi=400, help="number of signals (and trajectories)"),
+        Param("seed", int, 0, lo=0, hi=2**31 - 1, help="random seed"),
+        Param("grid", int, 128, lo=16, hi=512, help="density grid size"),
+        Param("h0", float, 0.05, lo=1e-3, hi=1.0, log=True, group="schedule", help="h₀ of the ascent"),
+        Param(
+            "beta", float, 1.0, lo=1e-3, hi=1.0, log=True, group="schedule", help="β (1: no injected noise)"
+        ),
+        Param("max_iter", int, 2000, lo=1, hi=20000, group="schedule", help="iteration cap"),
+    )
+
+
 class ManifoldPanel(QWidget):
-    """The 2-D manifold demo: density of the exact MMSE prior, the curve, trajectories."""
+    """The 2-D manifold demo (Fig. 10 of Kadkhodaie & Simoncelli 2021): the density p(y)
+    of the noisy signals at the chosen σ, the curve, and the trajectories of Algorithm 1
+    (orange) and Algorithm 2 (cyan) drawn over it."""
 
     def __init__(self, win: MainWindow) -> None:
         super().__init__()
@@ -406,6 +463,10 @@ class ManifoldPanel(QWidget):
         self.form_box = QScrollArea()
         self.form_box.setWidgetResizable(True)
         left.addWidget(self.form_box, 1)
+        self.level = QComboBox()
+        self.level.setToolTip("Which noise level's density is drawn")
+        self.level.currentIndexChanged.connect(lambda _: self._draw())
+        left.addWidget(self.level)
         self.run_button = QPushButton("Run the demo")
         self.run_button.clicked.connect(self.run)
         left.addWidget(self.run_button)
@@ -413,28 +474,28 @@ class ManifoldPanel(QWidget):
         self.plot = pg.PlotWidget()
         self.plot.setAspectLocked(True)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.addLegend(offset=(-10, 10))
         lay.addWidget(self.plot, 3)
         self.form: ParamForm | None = None
         self.data: dict[str, Any] | None = None
         self._action = QAction("2-D manifold demo", self)
-        self._action.triggered.connect(
-            lambda: (self.win.manifold_dock.show(), self.win.manifold_dock.raise_(), self.run())
-        )
+        self._action.triggered.connect(self._menu_run)
         self.refresh()
+
+    def _menu_run(self) -> None:
+        self.win.manifold_dock.show()
+        self.win.manifold_dock.raise_()
+        self.run()
 
     def actions_for_menu(self) -> list[QAction]:
         return [self._action]
 
     def _fn(self) -> Any:
-        return compat.attr("restorelab.prior.manifold", "manifold_demo") or compat.attr(
-            "restorelab.prior", "manifold_demo"
-        )
+        return compat.attr("restorelab.prior.manifold", "manifold_demo_job")
 
     def refresh(self) -> None:
-        fn = self._fn()
-        ok = fn is not None
-        params = compat.attr("restorelab.prior.manifold", "MANIFOLD_PARAMS") or ()
-        self.form = ParamForm(tuple(params))
+        ok = self._fn() is not None
+        self.form = ParamForm(manifold_params() if ok else ())
         self.form_box.setWidget(self.form)
         for w in (self.run_button, self._action):
             w.setEnabled(ok)
@@ -445,53 +506,56 @@ class ManifoldPanel(QWidget):
         if fn is None:
             return False
         values = self.form.values() if self.form else {}
-
-        def factory() -> Any:
-            from restorelab.jobs import single_step
-
-            return single_step(lambda: fn(**values), "manifold demo")
-
-        return self.win.start_job("2-D manifold demo", factory, self.show_data)
+        return self.win.start_job("2-D manifold demo", lambda: fn(**values), self.show_data)
 
     def show_data(self, data: Any) -> None:
-        """Draw a ``manifold_demo`` result: density image, curve, points, trajectories."""
-        d = dict(data) if not isinstance(data, dict) else data
-        self.data = d
+        """Keep a ``manifold_demo`` result and draw it."""
+        self.data = dict(data)
+        sig = np.atleast_1d(self.data.get("sigmas", []))
+        self.level.blockSignals(True)
+        self.level.clear()
+        for j, s in enumerate(sig):
+            self.level.addItem(f"density at σ = {float(s):g}", j)
+        self.level.blockSignals(False)
+        self._draw()
+
+    def _draw(self) -> None:
+        d = self.data
+        if d is None:
+            return
+        from PySide6.QtCore import QRectF
+
         self.plot.clear()
         dens = d.get("density")
-        ext = d.get("extent")
         if dens is not None:
             dens = np.asarray(dens, np.float32)
+            j = self.level.currentData() or 0
+            img = dens[j] if dens.ndim == 3 else dens
             item = pg.ImageItem(axisOrder="row-major")
-            item.setImage(dens, autoLevels=True)
+            item.setImage(np.sqrt(img / max(float(img.max()), 1e-12)), autoLevels=False, levels=(0, 1))
             item.setColorMap(pg.colormap.get("viridis"))
-            if ext is not None:
-                x0, x1, y0, y1 = (float(v) for v in ext)
-                from PySide6.QtCore import QRectF
-
-                item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+            gx, gy = np.asarray(d["grid_x"]), np.asarray(d["grid_y"])
+            item.setRect(QRectF(gx[0], gy[0], gx[-1] - gx[0], gy[-1] - gy[0]))
             item.setZValue(-10)
             self.plot.addItem(item)
-        curve = d.get("curve")
-        if curve is not None:
-            c = np.asarray(curve)
-            self.plot.plot(c[:, 0], c[:, 1], pen=pg.mkPen((255, 255, 255), width=2))
-        trajs = d.get("trajectories")
-        if trajs is not None:
-            for tr in list(trajs)[:64]:
-                tr = np.asarray(tr)
-                self.plot.plot(tr[:, 0], tr[:, 1], pen=pg.mkPen((255, 140, 60, 160), width=1))
-        pts = d.get("points")
-        if pts is None:
-            pts = d.get("samples")
-        if pts is not None:
-            p = np.asarray(pts)
-            self.plot.plot(
-                p[:, 0],
-                p[:, 1],
-                pen=None,
-                symbol="o",
-                symbolSize=4,
-                symbolBrush=(90, 200, 255),
-                symbolPen=None,
-            )
+        c = np.asarray(d["curve"])
+        self.plot.plot(c[:, 0], c[:, 1], pen=pg.mkPen((255, 255, 255), width=2), name="manifold")
+        for key, color, label in (
+            ("traj_alg1", (255, 150, 60, 170), "Algorithm 1"),
+            ("traj_alg2", (80, 220, 255, 170), "Algorithm 2"),
+        ):
+            tr = d.get(key)
+            if tr is None:
+                continue
+            tr = np.asarray(tr)
+            # one item for all trajectories: NaN rows separate them
+            sep = np.full((tr.shape[0], 1, 2), np.nan)
+            flat = np.concatenate([tr, sep], axis=1).reshape(-1, 2)
+            self.plot.plot(flat[:, 0], flat[:, 1], pen=pg.mkPen(color, width=1), connect="finite", name=label)
+        for key, brush in (("end_alg1", (255, 150, 60)), ("end_alg2", (80, 220, 255))):
+            e = d.get(key)
+            if e is not None:
+                e = np.asarray(e)
+                self.plot.plot(
+                    e[:, 0], e[:, 1], pen=None, symbol="o", symbolSize=5, symbolBrush=brush, symbolPen=None
+                )

@@ -18,6 +18,8 @@ document (a second request is refused with a message, not queued).
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 import traceback
@@ -43,6 +45,17 @@ def is_cuda_oom(exc: BaseException) -> bool:
     """True for a CUDA out-of-memory error (torch.OutOfMemoryError or its message)."""
     name = type(exc).__name__
     return name in ("OutOfMemoryError", "CudaOutOfMemoryError") or "CUDA out of memory" in str(exc)
+
+
+def lower_thread_priority(nice: int = 4) -> None:
+    """Give the calling (worker) thread a higher nice value so that, on a busy machine, the
+    scheduler prefers the GUI thread (Linux: per-thread ``setpriority``; elsewhere a no-op)."""
+    try:
+        if sys.platform.startswith("linux"):
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except (OSError, AttributeError):  # pragma: no cover - not permitted / not supported
+        pass
 
 
 class JobWorker(QThread):
@@ -89,6 +102,7 @@ class JobWorker(QThread):
         self.progress.emit(batch)
 
     def run(self) -> None:  # noqa: D401 - QThread entry
+        lower_thread_priority()
         job = None
         try:
             job = self._factory()
@@ -257,6 +271,7 @@ class LatestRunner(QObject):
             self._cond.notify()
 
     def _loop(self) -> None:
+        lower_thread_priority()
         while True:
             with self._cond:
                 while self._next is None and not self._stop:

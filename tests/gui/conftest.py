@@ -88,6 +88,8 @@ def win(qtbot: Any, tmp_path: Any, dialog_log: DialogLog, sample_png: str) -> An
     w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(w)
     w.show()
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow, timeout=2000)
     w._late_init()
     assert w.open_path(sample_png)
     yield w

@@ -16,7 +16,8 @@ from PySide6.QtWidgets import QApplication
 def _send(win: Any, kind: QEvent.Type, x: float, y: float, button: Any, buttons: Any) -> None:
     vp = win.canvas.viewport()
     p = win.canvas.mapFromScene(win.canvas.vb.mapViewToScene(QPointF(x, y)))
-    ev = QMouseEvent(kind, QPointF(p), QPointF(vp.mapToGlobal(p)), button, buttons, Qt.KeyboardModifier.NoModifier)
+    glob = QPointF(vp.mapToGlobal(p))
+    ev = QMouseEvent(kind, QPointF(p), glob, button, buttons, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(vp, ev)
 
 
