@@ -8,6 +8,8 @@ minus the adjoint of :func:`grad`, so ``<grad u, p> = -<u, div p>``.
 
 from __future__ import annotations
 
+import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,7 @@ from restorelab.device import resolve_device
 
 __all__ = [
     "to_tensor", "to_numpy", "grad", "div", "laplacian", "as_sigma_tensor", "torch_threads", "threads_for",
+    "workspace", "Workspace",
 ]
 
 
@@ -99,3 +102,54 @@ def threads_for(t: torch.Tensor) -> torch_threads:
     """One thread for small CPU tensors (see :data:`ONE_THREAD_NUMEL`), else unchanged."""
     small = t.device.type == "cpu" and t.numel() <= ONE_THREAD_NUMEL
     return torch_threads(1 if small else None)
+
+
+_WS = threading.local()
+
+
+class Workspace:
+    """Scratch buffers of one solver run, reused between runs on small CPU images.
+
+    Fresh multi-megabyte CPU tensors are page-faulted in on first touch, which costs as much
+    as a few solver iterations, so each thread keeps one set of buffers per solver ``key``.
+    A run takes the set with :func:`workspace` and hands it back with :meth:`release`
+    (in a ``finally``); a second run while the set is taken (two interleaved generators)
+    gets fresh buffers. Large images and GPU tensors (which have a caching allocator) always
+    get fresh buffers. Never return a workspace buffer to a caller.
+    """
+
+    def __init__(self, key: str, cached: bool) -> None:
+        self.key = key
+        self.cached = cached
+        self.buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """An uninitialised buffer of ``shape`` with ``like``'s dtype and device."""
+        shape = tuple(int(v) for v in shape)
+        t = self.buffers.get(name)
+        small = like.device.type == "cpu" and math.prod(shape) <= ONE_THREAD_NUMEL
+        if t is None or tuple(t.shape) != shape or t.dtype != like.dtype or t.device != like.device:
+            t = torch.empty(shape, dtype=like.dtype, device=like.device)
+            if self.cached and small:
+                self.buffers[name] = t
+        return t
+
+    def release(self) -> None:
+        """Hand the buffers back to the thread's pool."""
+        if self.cached:
+            getattr(_WS, "taken", set()).discard(self.key)
+
+
+def workspace(key: str) -> Workspace:
+    """Take this thread's buffer set for solver ``key`` (a fresh one if it is in use)."""
+    pools = getattr(_WS, "pools", None)
+    if pools is None:
+        pools = _WS.pools = {}
+        _WS.taken = set()
+    if key in _WS.taken:
+        return Workspace(key, cached=False)
+    _WS.taken.add(key)
+    ws = pools.get(key)
+    if ws is None:
+        ws = pools[key] = Workspace(key, cached=True)
+    return ws
