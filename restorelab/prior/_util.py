@@ -22,7 +22,7 @@ def as_denoiser(denoiser: Any, device: Any = "auto") -> Denoiser:
 
 
 def image_to_tensor(image: Any, device: torch.device) -> tuple[torch.Tensor, bool]:
-    """(H, W) or (H, W, C) numpy image → float32 tensor (1, C, H, W); also (C,H,W)/(N,C,H,W) tensors."""
+    """(H, W) or (H, W, C) numpy image → float32 tensor (1, C, H, W) (RGBA: RGB); also torch tensors."""
     if isinstance(image, torch.Tensor):
         t = image.detach().to(device=device, dtype=torch.float32)
         if t.ndim == 2:
@@ -36,6 +36,8 @@ def image_to_tensor(image: Any, device: torch.device) -> tuple[torch.Tensor, boo
         raise TypeError(f"expected a numpy image, got {type(image).__name__}")
     if image.dtype == bool or not np.issubdtype(image.dtype, np.number):
         raise TypeError(f"expected a numeric image, got dtype {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]  # RGBA: the alpha channel is not part of the signal
     if image.ndim == 2:
         arr, chan = image[None], False
     elif image.ndim == 3 and image.shape[2] in (1, 3):

@@ -407,7 +407,7 @@ def inverse_job(
 def _is_image(data: Any, op: Operator) -> bool:
     shp = tuple(data.shape)
     if isinstance(data, np.ndarray):
-        return shp[:2] == op.shape and data.ndim in (2, 3)
+        return shp[:2] == op.shape and data.ndim in (2, 3) and (data.ndim == 2 or shp[2] in (1, 3, 4))
     return data.ndim in (2, 3) and shp[-2:] == op.shape
 
 
