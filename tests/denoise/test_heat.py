@@ -80,6 +80,8 @@ def test_explicit_job_reports_progress_and_cancels(camera_small):
     events = []
     d(camera_small, 0.1, on_progress=events.append)
     assert events[-1].step == events[-1].total == 8
+    energy = [ev.data["energy"] for ev in events]
+    assert all(b < a for a, b in zip(energy, energy[1:], strict=False))  # ½‖∇u‖² decreases
     token = CancelToken()
 
     def stop(ev):
