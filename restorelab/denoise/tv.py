@@ -27,8 +27,16 @@ so τ_n, σ_n and θ_n are updated for an O(1/n²) rate):
 
 It stops when the duality gap P(x) − D(p), with
 D(p) = ½‖y‖² − ½‖y + div p‖² − (α/2λ)‖p‖², falls below ``tol`` per pixel (relative to
-σ²), checked every few iterations, or after ``max_iter`` iterations. All images of a batch
-and all channels are updated together (no Python loop over pixels or channels).
+σ²) — the denoiser checks it at iteration 15 and every 3 iterations after — or after
+``max_iter`` iterations. The defaults λ(σ), α(σ) and ``tol`` were tuned together for the
+best PSNR at that stopping point (≈ 15–20 iterations), well before full convergence; a
+smaller ``tol`` solves the model more exactly. All images of a batch and all channels are
+updated together (no Python loop over pixels or channels).
+
+Speed on CPU: one iteration is ~20 in-place passes over contiguous memory (the dual is
+stored as p/λ, shifts are slices of flat views, the iterate buffers rotate), the scratch
+buffers are kept per thread between calls (fresh pages cost as much as a few iterations),
+and images up to 2M values run on one thread (see ``_torchutil.ONE_THREAD_NUMEL``).
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ from restorelab.jobs import Progress
 from restorelab.params import Param
 
 __all__ = ["TVDenoiser", "tv_denoise", "tv_iterations", "tv_energy", "default_lambda", "default_huber"]
+
 
 def default_lambda(sigma: float) -> float:
     """λ(σ) = 1.74 σ^1.3: best mean PSNR at the default stopping rule (≈ 15–20 iterations).
