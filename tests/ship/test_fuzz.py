@@ -61,6 +61,15 @@ def test_watched_workers_count_every_input():
     assert {k for k, _ in rep.counts} <= {"png", "tiff", "jpeg", "npy", "session"}
 
 
+@pytest.mark.parametrize("seed,index", [(0, 56679)])
+def test_regressions_found_by_the_benchmark(seed, index):
+    """Inputs that once crashed (here: a damaged .npy header inside a session's sidecar made
+    numpy's header parser raise tokenize.TokenError)."""
+    case = fz.make_case(index, seed, SEEDS)
+    outcome, detail = fz.run_case(case, WORKDIR)
+    assert outcome == "rejected", detail
+
+
 def test_inputs_are_reproducible():
     a = fz.make_case(123, 7, SEEDS)
     b = fz.make_case(123, 7, SEEDS)
