@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from restorelab.denoise import register
-from restorelab.denoise._torchutil import as_sigma_tensor, threads_for, to_numpy, to_tensor
+from restorelab.denoise._torchutil import as_sigma_tensor, threads_for, to_numpy, to_tensor, workspace
 from restorelab.denoise.base import Denoiser
 from restorelab.device import resolve_device
 from restorelab.jobs import Progress
@@ -89,7 +89,8 @@ def _conductance(sq: torch.Tensor, inv_k2: torch.Tensor | float, kind: str) -> t
     """g(s) from s² (in place on ``sq``): exp(−s²/K²) or 1/(1 + s²/K²)."""
     sq.mul_(inv_k2)
     if kind == "exp":
-        return sq.neg_().exp_()
+        # exp(−80) is still a normal float32: no slow denormals, and g is 0 to 1e-34 anyway
+        return sq.clamp_(max=80.0).neg_().exp_()
     return sq.add_(1.0).reciprocal_()
 
 
@@ -144,39 +145,54 @@ def perona_malik_iterations(
     inv_k2: torch.Tensor | float = 1.0 / (k_t * k_t)
     if bool((k_t == k_t.flatten()[0]).all()):
         inv_k2 = float(1.0 / (k_t.flatten()[0] ** 2))
-    u = u0.clone()
-    fy = torch.zeros_like(u)  # fluxes g·∇u through the south / east edge of each pixel
-    fx = torch.zeros_like(u)
-    gy = torch.zeros((n, 1, h, w), dtype=u.dtype, device=u.device)
-    gx = torch.zeros_like(gy)
-    for step in range(1, iterations + 1):
-        src = _gaussian_blur(u, presmooth) if presmooth > 0 else u
-        dy = fy[..., :-1, :]
-        dx = fx[..., :, :-1]
-        if src is not u:
-            torch.sub(src[..., 1:, :], src[..., :-1, :], out=dy)
-            torch.sub(src[..., :, 1:], src[..., :, :-1], out=dx)
-        else:
-            torch.sub(u[..., 1:, :], u[..., :-1, :], out=dy)
-            torch.sub(u[..., :, 1:], u[..., :, :-1], out=dx)
-        torch.sum(fy * fy, dim=1, keepdim=True, out=gy)
-        torch.sum(fx * fx, dim=1, keepdim=True, out=gx)
-        _conductance(gy, inv_k2, conductance)
-        _conductance(gx, inv_k2, conductance)
-        if src is not u:  # the flux is g(|∇ smoothed|) ∇u
-            torch.sub(u[..., 1:, :], u[..., :-1, :], out=dy)
-            torch.sub(u[..., :, 1:], u[..., :, :-1], out=dx)
-        fy.mul_(gy)
-        fx.mul_(gx)
-        fy[..., -1, :] = 0  # Neumann: no flux through the border
-        fx[..., :, -1] = 0
-        # u += dt · div(flux): each edge's flux leaves one pixel and enters the other
-        u.add_(fy, alpha=dt).add_(fx, alpha=dt)
-        u[..., 1:, :].sub_(fy[..., :-1, :], alpha=dt)
-        u[..., :, 1:].sub_(fx[..., :, :-1], alpha=dt)
-        if step % every == 0 or step == iterations:
-            yield step, u
-    return u
+    ws = workspace("perona_malik")
+    try:
+        u = u0.clone()
+        shp = tuple(u.shape)
+        fy = ws.get("fy", shp, u).zero_()  # differences, then fluxes g·∇_d u, through the
+        fx = ws.get("fx", shp, u).zero_()  # south / east edge of each pixel (0 on the border)
+        gshape = (n, 1, h, w)
+        gy = ws.get("gy", gshape, u)
+        gx = ws.get("gx", gshape, u)
+        sq = ws.get("sq", shp, u) if c > 1 else None
+        uf, fyf, fxf = u.view(-1), fy.view(-1), fx.view(-1)
+        planes = n * c
+
+        def differences(v: torch.Tensor) -> None:
+            vf = v.contiguous().view(-1)
+            torch.sub(vf[w:], vf[:-w], out=fyf[:-w])
+            torch.sub(vf[1:], vf[:-1], out=fxf[:-1])
+            if planes > 1:
+                fy[..., -1, :].zero_()  # the flat shift wrapped into the next plane
+            fx[..., :, -1].zero_()  # ... and into the next row
+
+        def squared_norm(f: torch.Tensor, out: torch.Tensor) -> None:
+            if sq is None:
+                torch.mul(f, f, out=out)
+            else:
+                torch.mul(f, f, out=sq)
+                torch.sum(sq, dim=1, keepdim=True, out=out)
+
+        for step in range(1, iterations + 1):
+            src = _gaussian_blur(u, presmooth) if presmooth > 0 else u
+            differences(src)
+            squared_norm(fy, gy)
+            squared_norm(fx, gx)
+            _conductance(gy, inv_k2, conductance)
+            _conductance(gx, inv_k2, conductance)
+            if src is not u:  # the flux is g(|∇ smoothed|) ∇u
+                differences(u)
+            fy.mul_(gy)
+            fx.mul_(gx)
+            # u += dt · div(flux): each edge's flux leaves one pixel and enters the other
+            u.add_(fy, alpha=dt).add_(fx, alpha=dt)
+            uf[w:].sub_(fyf[:-w], alpha=dt)
+            uf[1:].sub_(fxf[:-1], alpha=dt)
+            if step % every == 0 or step == iterations:
+                yield step, u
+        return u
+    finally:
+        ws.release()
 
 
 def perona_malik(
@@ -239,6 +255,7 @@ class PeronaMalikDenoiser(Denoiser):
         n_it = self._iterations(sigma, p)
         k = self._k(sigma, p)
         every = max(1, n_it // 20)
+        energy_every = max(every, n_it // 2)  # E(u) is for display: evaluate it sparingly
         gen = perona_malik_iterations(u0, k, n_it, dt=float(p["dt"]), conductance=p["conductance"],
                                       presmooth=float(p["presmooth"]), every=every)
         out = u0
@@ -249,8 +266,10 @@ class PeronaMalikDenoiser(Denoiser):
                 except StopIteration as stop:
                     out = stop.value
                     break
-                e = float(pm_energy(u, k, p["conductance"]).sum())
-                yield Progress(step, n_it, message=f"perona_malik: step {step}", data={"energy": e})
+                data = {}
+                if step % energy_every == 0 or step == n_it:
+                    data["energy"] = float(pm_energy(u, k, p["conductance"]).sum())
+                yield Progress(step, n_it, message=f"perona_malik: step {step}", data=data)
             return to_numpy(out)
 
     def _denoise_tensor(self, y: Any, sigma: Any) -> Any:
