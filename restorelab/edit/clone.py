@@ -172,6 +172,7 @@ class CloneSession:
         g = self._source(ys, xs, off, dc.shape[2])
         if self.mode in ("import", "replace") and solver == "capacitance":
             # f = g + h, h harmonic with h = f* − g on ∂Ω; g on Ω and ∂Ω is cached
+            prob.reuse = not self._oneshot
             cap = prob.capacitance
             gy, gx = cap.gamma
             if self._gg_prob is not prob or self._gg_key != self._g_key:
@@ -180,6 +181,7 @@ class CloneSession:
             g_omega, g_gamma = self._gg
             # a drag skips the refinement step: the charges stay within ~1e-5 (tests/edit)
             return g_omega + cap.harmonic(dc[gy, gx] - g_gamma, refine=self._oneshot)
+        prob.reuse = not self._oneshot
         if self.mode in ("import", "replace"):
             return prob.solve_potential(dc, g, solver)
         if self.mode == "average":

@@ -158,6 +158,9 @@ class MaskedPoisson:
         self._lam: np.ndarray | None = None
         self._cap: _Capacitance | None = None
         self._charges: int | None = None
+        #: set by callers that will solve many times with this mask (a clone session): the
+        #: capacitance matrix is then factorised even when large
+        self.reuse = False
 
     # -- the matrix ------------------------------------------------------------------------------
     @property
@@ -229,11 +232,12 @@ class MaskedPoisson:
 
     @property
     def capacitance(self) -> _Capacitance:
-        """The capacitance-matrix solver of this mask (built on first use)."""
+        """The capacitance-matrix solver of this mask (built on first use; factorised densely
+        when :attr:`reuse` says that it will serve many solves, as in a drag)."""
         if self._cap is None:
             if self.singular:
                 raise ValueError("the mask covers the whole image: the problem has no Dirichlet boundary")
-            self._cap = _Capacitance(self.mask)
+            self._cap = _Capacitance(self.mask, dense=self.reuse)
         return self._cap
 
     def factorize(self) -> None:
@@ -406,7 +410,7 @@ class _Capacitance:
     solve when the source is unchanged (a clone being dragged).
     """
 
-    def __init__(self, mask: np.ndarray) -> None:
+    def __init__(self, mask: np.ndarray, dense: bool = False) -> None:
         import scipy.linalg as sl
 
         m = mask
@@ -478,7 +482,7 @@ class _Capacitance:
                 M[mm, :mm] = 1.0
                 self._lu = sl.lu_factor(M, check_finite=False)
                 self._chol = None
-            elif K.shape[0] > CAPACITANCE_DENSE_MAX:
+            elif K.shape[0] > CAPACITANCE_DENSE_MAX and not dense:
                 # large m: block-Jacobi CG on K instead of an O(m³) factorisation
                 self._chol = None
                 self._lu = None
@@ -486,8 +490,8 @@ class _Capacitance:
                 self._blocks = [order[i : i + _BLOCK] for i in range(0, order.size, _BLOCK)]
                 self._bfac = [sl.cho_factor(K[np.ix_(b, b)].astype(np.float64), check_finite=False)
                               for b in self._blocks]
-                self._z1 = self._kinv(np.ones((K.shape[0], 1)))[:, 0]
-                self._s1 = float(self._z1.sum())
+                self._z1 = None  # K⁻¹1, computed with the first right-hand sides
+                self._s1 = 0.0
             else:
                 self._chol = sl.cho_factor(K, lower=False, check_finite=False)
                 self._z1 = sl.cho_solve(self._chol, np.ones(K.shape[0], np.float32), check_finite=False)
@@ -562,7 +566,13 @@ class _Capacitance:
                               check_finite=False).astype(np.float64) * scale
             return sol[:-1], sol[-1]
         if self._chol is None:
-            zr = self._kinv(r / scale) * scale
+            if self._z1 is None:  # one CG run for K⁻¹1 and K⁻¹r together
+                both = self._kinv(np.hstack([np.ones((r.shape[0], 1)), r / scale]))
+                self._z1 = both[:, 0].copy()
+                self._s1 = float(self._z1.sum())
+                zr = both[:, 1:] * scale
+            else:
+                zr = self._kinv(r / scale) * scale
         else:
             zr = sl.cho_solve(self._chol, r32, check_finite=False).astype(np.float64) * scale
         c = (zr.sum(axis=0) - s) / self._s1
