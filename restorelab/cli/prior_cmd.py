@@ -345,7 +345,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         for q, s in zip(outs, res.samples, strict=True):
             _save(q, s, args.overwrite)
     if not args.quiet:
-        print(f"{res.message} ({res.seconds:.1f} s)")
+        head = res.message if res.converged else f"not converged after {res.iterations} iterations"
+        print(f"{head} ({res.seconds:.1f} s)")
     return 0
 
 
@@ -412,7 +413,8 @@ def cmd_inverse(args: argparse.Namespace) -> int:
                 _save(q, s_img, args.overwrite)
         else:
             _save(out, res.samples[0], args.overwrite)
-        msg = f"{res.message}; measurements matched to {res.consistency:.1e} ({res.seconds:.1f} s)"
+        head = res.message if res.converged else f"not converged after {res.iterations} iterations"
+        msg = f"{head}; measurements matched to {res.consistency:.1e} ({res.seconds:.1f} s)"
     else:
         clip = vals.get("clip", False)
         job = pnp_job(den, op, data, method=args.solver, iters=args.iters, clip=clip, device=args.device)
