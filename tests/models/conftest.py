@@ -9,7 +9,16 @@ import pytest
 import torch
 
 
-def _write_images(d: Path, n: int = 6, size: int = 40, channels: int = 1) -> Path:
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread in these tests: the shared 2-core machine is oversubscribed."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _write_images(d: Path, n: int = 6, size: int = 32, channels: int = 1) -> Path:
     from PIL import Image
 
     d.mkdir(parents=True, exist_ok=True)
@@ -54,19 +63,24 @@ def _tiny_train(data: Path, out: Path, channels: int, steps: int = 8, **kw):
         run_dir=str(out.parent / (out.stem + "_run")),
         **kw,
     )
-    return run_job(train_job(cfg))
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run_job(train_job(cfg))
+    finally:
+        torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")
 def tiny_gray_model(tmp_path_factory: pytest.TempPathFactory, image_dir: Path) -> Path:
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("m") / "gray.safetensors"
-    _tiny_train(image_dir, out, 1)
+    _tiny_train(image_dir, out, 1, steps=4, depth=3, width=4)
     return out
 
 
 @pytest.fixture(scope="session")
 def tiny_color_model(tmp_path_factory: pytest.TempPathFactory, color_image_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("mc") / "color.safetensors"
-    _tiny_train(color_image_dir, out, 3, arch="bfunet", depth=2, width=4)
+    _tiny_train(color_image_dir, out, 3, steps=4, arch="bfunet", depth=2, width=4)
     return out

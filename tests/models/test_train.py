@@ -40,17 +40,18 @@ def test_tiny_training_reduces_loss_and_writes_a_loadable_file(image_dir: Path, 
     out = tmp_path / "t.safetensors"
     events = []
     summary = run_job(
-        train_job(_cfg(image_dir, out, steps=40, val_every=20, batch=8, lr=3e-3)), on_progress=events.append
+        train_job(_cfg(image_dir, out, steps=24, val_every=12, batch=8, lr=3e-3, width=4)),
+        on_progress=events.append,
     )
     losses = [e.data["loss"] for e in events if "val" in e.data]
     assert losses[-1] < losses[0]
     vals = [e.data["val"] for e in events if e.data.get("val")]
     assert set(vals[0]) == {15.0, 25.0, 50.0}
     model, md = load_model(out)
-    assert md["arch"] == "bfcnn" and int(md["steps"]) in (20, 40) and md["sigma_max"] == "100.0"
-    assert summary["step"] == 40
+    assert md["arch"] == "bfcnn" and int(md["steps"]) in (12, 24) and md["sigma_max"] == "100.0"
+    assert summary["step"] == 24
     rows = list(csv.DictReader(open(Path(summary["run_dir"]) / "log.csv")))
-    assert [int(r["step"]) for r in rows] == [20, 40]
+    assert [int(r["step"]) for r in rows] == [12, 24]
 
 
 def test_resume_continues_from_the_step_and_matches_an_uninterrupted_run(
