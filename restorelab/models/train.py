@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from restorelab.jobs import Progress
-from restorelab.models.nets import build_model
+from restorelab.models.nets import BFBatchNorm2d, build_model
 from restorelab.models.weights import save_model
 
 __all__ = ["TrainConfig", "train_job", "load_image_set", "IMAGE_EXTS"]
@@ -64,6 +64,8 @@ class TrainConfig:
     augment: bool | None = None
     run_dir: str | None = None
     threads: int = 0
+    #: EMA momentum of the running standard deviations (smaller = smoother eval statistics)
+    bn_momentum: float = 0.1
     #: time budget: the cosine schedule follows max(step/steps, time/budget) and stops at either
     max_minutes: float | None = None
     command: str = ""
@@ -282,9 +284,19 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
         val = val[:256]
 
     model = build_model(cfg.arch, cfg.channels, cfg.depth, cfg.width).to(device)
+    if not 0 < cfg.bn_momentum <= 1:
+        raise ValueError("bn-momentum must be in (0, 1]")
+    for m in model.modules():
+        if isinstance(m, BFBatchNorm2d):
+            m.momentum = cfg.bn_momentum
     mult = model.multiple
     if cfg.patch % mult:
         raise ValueError(f"--patch must be a multiple of {mult} for {cfg.arch} depth {model.depth}")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -310,11 +322,6 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
     sampler = PatchSampler(train_imgs, cfg.patch, augment, rng)
     model.train()
     use_amp = device.type == "cuda"
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
-        model = model.to(memory_format=torch.channels_last)
     log_path = run / "log.csv"
     new_log = not log_path.exists() or not cfg.resume
     logf = open(log_path, "w" if new_log else "a", newline="")
