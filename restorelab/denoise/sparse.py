@@ -178,7 +178,8 @@ def ksvd_job(
     D = D.clone()
     K = D.shape[1]
     for it in range(iters):
-        idx, coef, nnz = _omp_block(D, D.T @ D, P, torch.full((P.shape[0],), eps2, dtype=P.dtype), max_atoms)
+        e2 = torch.full((P.shape[0],), eps2, dtype=P.dtype, device=P.device)
+        idx, coef, nnz = _omp_block(D, D.T @ D, P, e2, max_atoms)
         R = P - _reconstruct(D, idx, coef)
         valid = torch.arange(idx.shape[1], device=P.device)[None, :] < nnz[:, None]
         rows_all, pos_all = torch.nonzero(valid, as_tuple=True)
@@ -220,7 +221,6 @@ class SparseDenoiser(Denoiser):
         "Elad & Aharon, IEEE TIP 2006; Aharon, Elad & Bruckstein, IEEE TSP 2006 (K-SVD); "
         "Rubinstein, Zibulevsky & Elad 2008 (Batch-OMP)"
     )
-    torch_native = False
     params = (
         Param("patch", int, 8, lo=3, hi=16, unit="px", help="patch side √n"),
         Param("atoms", int, 256, lo=16, hi=1024, log=True,
@@ -249,16 +249,19 @@ class SparseDenoiser(Denoiser):
         if color:
             y = to_opponent(y)
         y = y.astype(np.float32)
-        D = torch.from_numpy(odct_dictionary(p["patch"], p["atoms"]).astype(np.float32))
+        from restorelab.device import resolve_device
+
+        dev = resolve_device(self.device)
+        D = torch.from_numpy(odct_dictionary(p["patch"], p["atoms"]).astype(np.float32)).to(dev)
         outs = []
         nc = y.shape[2]
         for c in range(nc):
-            job = self._channel(torch.from_numpy(np.ascontiguousarray(y[:, :, c])), sigma, p, D)
+            job = self._channel(torch.from_numpy(np.ascontiguousarray(y[:, :, c])).to(dev), sigma, p, D)
             while True:
                 try:
                     ev = next(job)
                 except StopIteration as stop:
-                    outs.append(stop.value.numpy())
+                    outs.append(stop.value.cpu().numpy())
                     break
                 ev.message = f"channel {c + 1}/{nc}: {ev.message}" if nc > 1 else ev.message
                 yield ev
@@ -288,7 +291,7 @@ class SparseDenoiser(Denoiser):
         if p["ksvd_iters"] > 0:
             g = torch.Generator().manual_seed(0)
             m = min(P.shape[0], p["ksvd_patches"])
-            train = P[torch.randperm(P.shape[0], generator=g)[:m]]
+            train = P[torch.randperm(P.shape[0], generator=g)[:m].to(P.device)]
             D = yield from ksvd_job(D, train, eps2, p["ksvd_iters"], p["max_atoms"])
         idx, coef, _ = yield from omp_batches(D, P, eps2, p["max_atoms"], batch=16384)
         rec = _reconstruct(D, idx, coef) + dc  # (N, n)
