@@ -182,7 +182,7 @@ def tv_iterations(
         raise ValueError(f"expected an (N, C, H, W) tensor, got {getattr(y, 'shape', type(y).__name__)}")
     if not y.is_floating_point():
         y = y.float()
-    if not bool(torch.isfinite(y).all()):
+    if not bool(torch.isfinite(y.sum())) and not bool(torch.isfinite(y).all()):
         raise ValueError("image contains NaN or infinite values")
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
@@ -232,7 +232,7 @@ def _cp_loop(
     qyf, qxf, df = qy.view(-1), qx.view(-1), d.view(-1)
     qy_last, qx_last = qy[..., -1, :], qx[..., :, -1]
     inv_lam_t = 1.0 / lam_t
-    y_sq = y.square().flatten(1).sum(1)
+    y_sq = torch.linalg.vector_norm(y.flatten(1), dim=1) ** 2
     e1: torch.Tensor | None = None
     e2: torch.Tensor | None = None
 
@@ -266,32 +266,31 @@ def _cp_loop(
             torch.minimum(r, 1.0 / (1.0 + sig * ratio), out=r)
         qy.mul_(r)
         qx.mul_(r)
-        # d = div q  (λ div q for per-image λ)
-        torch.add(qy, qx, out=d)
-        df[wid:].sub_(qyf[:-wid])
-        df[1:].sub_(qxf[:-1])
-        # primal step into the spare buffer: x⁺ = (x + τ λ div q + τ y) / (1 + τ)
+        # d = y + λ div q
         if scalar_lam:
-            torch.add(x, d, alpha=tau * lam0, out=xb)
+            torch.add(y, qy, alpha=lam0, out=d)
+            d.add_(qx, alpha=lam0)
+            df[wid:].sub_(qyf[:-wid], alpha=lam0)
+            df[1:].sub_(qxf[:-1], alpha=lam0)
         else:
-            d.mul_(lam_t)
-            torch.add(x, d, alpha=tau, out=xb)
-        xb.add_(y, alpha=tau).mul_(1.0 / (1.0 + tau))
+            torch.add(qy, qx, out=d)
+            df[wid:].sub_(qyf[:-wid])
+            df[1:].sub_(qxf[:-1])
+            d.mul_(lam_t).add_(y)
+        # primal step into the spare buffer: x⁺ = (x + τ d) / (1 + τ) = x + τ/(1+τ) (d − x)
+        torch.lerp(x, d, tau / (1.0 + tau), out=xb)
         if accelerate:
             th = 1.0 / math.sqrt(1.0 + 2.0 * gamma * tau)
             tau *= th
             sig /= th
-        # x̄ = x⁺ + θ(x⁺ − x), written over the old x; then swap the names
-        x.mul_(-th).add_(xb, alpha=1.0 + th)
+        # x̄ = x⁺ + θ(x⁺ − x) = lerp(x⁺, x, −θ), written over the old x; then swap the names
+        torch.lerp(xb, x, -th, out=x)
         x, xb = xb, x
         if (it >= first_check and (it - first_check) % check_every == 0) or it == max_iter:
             if e1 is None:
                 e1, e2 = ws.get("e1", shp, y), ws.get("e2", shp, y)
             energy = _energy_inplace(x, y, lam_t, a_t, scalar_a, coupled, e1, e2, r)
             # dual D(q) = ½‖y‖² − ½‖y + λ div q‖² − (αλ/2)‖q‖²  (d is recomputed next iteration)
-            if scalar_lam:
-                d.mul_(lam0)
-            d.add_(y)
             dual = 0.5 * y_sq - 0.5 * d.square_().flatten(1).sum(1)
             if use_huber:
                 torch.mul(qy, qy, out=e1)
