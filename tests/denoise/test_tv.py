@@ -104,6 +104,15 @@ def test_gray_colour_and_torch_inputs(camera_small, astronaut_small):
 
 
 @pytest.mark.parametrize("s", [15, 25, 50])
+def test_vectorial_colour_tv_beats_channel_by_channel_tv(astronaut_small, s):
+    y = noisy(astronaut_small, s, seed=s)
+    p_vec = peak_signal_noise_ratio(astronaut_small, denoise.get("tv")(y, s / 255), data_range=1)
+    p_sep = peak_signal_noise_ratio(astronaut_small, denoise.get("tv", colour="channels")(y, s / 255),
+                                    data_range=1)
+    assert p_vec > p_sep + 0.3, (p_vec, p_sep)
+
+
+@pytest.mark.parametrize("s", [15, 25, 50])
 def test_defaults_beat_the_noisy_input(camera_small, s):
     y = noisy(camera_small, s, seed=s)
     x_hat = denoise.get("tv", device="cpu")(y, s / 255)
