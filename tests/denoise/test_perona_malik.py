@@ -79,6 +79,8 @@ def test_colour_torch_and_progress(astronaut_small):
     events = []
     out = d(y, 25 / 255, on_progress=events.append)
     assert out.shape == y.shape and out.dtype == np.float32
+    p_noisy = peak_signal_noise_ratio(astronaut_small, y, data_range=1)
+    assert peak_signal_noise_ratio(astronaut_small, out, data_range=1) > p_noisy + 4.0
     assert events[-1].step == events[-1].total and "energy" in events[-1].data
     t = torch.from_numpy(y).permute(2, 0, 1).contiguous()
     tout = d(t, 25 / 255)
