@@ -79,6 +79,9 @@ def register(sub: Any, bench_sub: Any) -> None:
     b.add_argument("--device", default="auto")
     b.add_argument("--limit", type=int, default=0, help="use only the first N images (0 = all)")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument(
+        "--jobs", type=int, default=1, help="noise levels run in this many processes (1 thread each)"
+    )
     b.add_argument("--card", default=None, help="also write the table into this model card (.md)")
     b.add_argument("--out", default="BENCHMARKS.md")
     b.set_defaults(func=_bench)
@@ -176,6 +179,7 @@ def _bench(args: argparse.Namespace) -> int:
         seed=args.seed,
         out=args.out,
         card=args.card,
+        jobs=args.jobs,
     )
     return 0
 
