@@ -47,7 +47,17 @@ def main(image: str | None = None, *, self_test: bool = False) -> int:
     if path is not None:
         win.open_path(path)
     if os.environ.get("RESTORELAB_STARTUP_LOG"):
-        print(f"restorelab: window up with {path} in {time.monotonic() - t0:.2f} s", flush=True)
+        # once the event loop has painted the window: wall-clock time, to compare with the launch
+        from PySide6.QtCore import QTimer
+
+        def _log() -> None:
+            print(
+                f"restorelab: window shown with {path} at {time.time():.3f} "
+                f"({time.monotonic() - t0:.2f} s after main())",
+                flush=True,
+            )
+
+        QTimer.singleShot(0, _log)
     return int(app.exec())
 
 

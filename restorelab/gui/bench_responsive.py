@@ -98,8 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=32)
     a = ap.parse_args(argv)
     r = measure(a.seconds, a.denoiser, a.size)
-    cols = ["denoiser", "iterations", "σ_t plot updates/s", "GUI worst gap", "p99", "median", "idle worst",
-            "idle p99"]
+    cols = [
+        "denoiser",
+        "iterations",
+        "σ_t plot updates/s",
+        "GUI worst gap",
+        "p99",
+        "median",
+        "idle worst",
+        "idle p99",
+    ]
     print("| " + " | ".join(cols) + " |")
     print("|---|---|---|---|---|---|---|---|")
     print(

@@ -112,6 +112,7 @@ class CloneTool(QObject):
     def set_source_kind(self, kind: str) -> None:
         self.source_kind = kind
         self.session = None
+        self.state_changed.emit()
         if kind == "ellipse":
             self._ensure_roi()
         elif self.roi is not None:
@@ -220,6 +221,7 @@ class CloneTool(QObject):
     def move_to(self, offset: tuple[int, int]) -> None:
         self.offset = (int(offset[0]), int(offset[1]))
         self._request()
+        self.state_changed.emit()
 
     def _request(self) -> None:
         if not self.active or self.session is None:
@@ -353,6 +355,11 @@ class ClonePanel(QWidget):
 
     def _update(self) -> None:
         t = self.tool
+        i = self.kind.findData(t.source_kind)
+        if i >= 0 and i != self.kind.currentIndex():
+            self.kind.blockSignals(True)
+            self.kind.setCurrentIndex(i)
+            self.kind.blockSignals(False)
         self.src_label.setText(t.source_name if len(t.source_name) < 40 else "…" + t.source_name[-38:])
         self.commit.setEnabled(t.active)
         self.cancel.setEnabled(t.active)

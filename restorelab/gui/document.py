@@ -55,10 +55,16 @@ class Document(QObject):
         self.store = DeltaStore(memory_budget)
         self.undo = QUndoStack(self)
         self.undo.setUndoLimit(undo_limit)
-        self.undo.cleanChanged.connect(lambda clean: self.dirty_changed.emit(not clean))
+        self.undo.cleanChanged.connect(self._clean_changed)
         self.busy = False
         #: plain data for session files (issue 7): methods, parameters, seeds, results
         self.meta: dict[str, Any] = {}
+
+    def _clean_changed(self, clean: bool) -> None:
+        try:
+            self.dirty_changed.emit(not clean)
+        except RuntimeError:  # the document is being destroyed
+            pass
 
     # -- state ----------------------------------------------------------------------------
     @property

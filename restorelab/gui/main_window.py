@@ -92,7 +92,7 @@ class MainWindow(QMainWindow):
         self.set_tool("pan")
         self._restore_settings()
         self._update_actions()
-        QTimer.singleShot(0, self._late_init)
+        QTimer.singleShot(150, self._late_init)  # after the first paint: torch and the registry load here
 
     # ------------------------------------------------------------------ construction
     def _build_status_bar(self) -> None:
@@ -391,6 +391,13 @@ class MainWindow(QMainWindow):
         g = self.settings.value("window/geometry")
         if g is not None:
             self.restoreGeometry(g)
+        else:
+            from PySide6.QtGui import QGuiApplication
+
+            screen = QGuiApplication.primaryScreen()
+            if screen is not None:
+                r = screen.availableGeometry()
+                self.resize(int(r.width() * 0.94), int(r.height() * 0.92))
         s = self.settings.value("window/state")
         if s is not None:
             self.restoreState(s)

@@ -107,7 +107,9 @@ class MultiscalePanel(QWidget):
         res = list(dec.residuals)
         for i, r in enumerate([*res, dec.base]):
             r = np.asarray(r, np.float32)
-            vb = self.layers.addViewBox(row=0, col=i, lockAspect=True, invertY=True, enableMenu=False)
+            vb = self.layers.addViewBox(
+                row=i // 3, col=i % 3, lockAspect=True, invertY=True, enableMenu=False
+            )
             it = pg.ImageItem(axisOrder="row-major")
             if i < len(res):
                 s = max(float(np.abs(r).max()), 1e-6)

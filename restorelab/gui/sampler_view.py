@@ -155,6 +155,7 @@ class SamplerView(QWidget):
         self._a_inpaint.setShortcut("Ctrl+Shift+I")
         self._a_inpaint.triggered.connect(lambda: self.run_task("inpaint"))
         self._set_result_enabled(False)
+        self._set_ranges()
         self.refresh()
 
     # -- setup ------------------------------------------------------------------------------
@@ -559,3 +560,6 @@ class ManifoldPanel(QWidget):
                 self.plot.plot(
                     e[:, 0], e[:, 1], pen=None, symbol="o", symbolSize=5, symbolBrush=brush, symbolPen=None
                 )
+        if "grid_x" in d and "grid_y" in d:
+            gx, gy = np.asarray(d["grid_x"]), np.asarray(d["grid_y"])
+            self.plot.setRange(xRange=(gx[0], gx[-1]), yRange=(gy[0], gy[-1]), padding=0.02)

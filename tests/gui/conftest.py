@@ -43,6 +43,18 @@ class SlowTestDenoiser(Denoiser):
         return out.astype(np.float32)
 
 
+@denoise.register
+class FastTestDenoiser(Denoiser):
+    """Test double, one shot: x ← x^gamma (so a preview is easy to check)."""
+
+    name = "_test_fast"
+    title = "Fast test denoiser"
+    params = (Param("gamma", float, 2.0, lo=0.5, hi=4.0, help="exponent"),)
+
+    def _denoise(self, x: np.ndarray, sigma: float, p: Any) -> np.ndarray:
+        return (x ** p["gamma"]).astype(np.float32)
+
+
 class DialogLog(list):
     def kinds(self) -> list[str]:
         return [k for k, *_ in self]

@@ -27,6 +27,7 @@ def drag(win: Any, points: list[tuple[float, float]]) -> None:
     _send(win, QEvent.Type.MouseMove, *points[0], N, N)
     _send(win, QEvent.Type.MouseButtonPress, *points[0], L, L)
     for x, y in points[1:]:
+        QTest.qWait(15)  # pyqtgraph drops moves closer than its mouse rate limit, as a hand would
         _send(win, QEvent.Type.MouseMove, x, y, N, L)
         QApplication.processEvents()
     _send(win, QEvent.Type.MouseButtonRelease, *points[-1], L, N)
@@ -205,3 +206,25 @@ def test_status_bar_and_view(win: Any) -> None:
     QTest.keyRelease(win, Qt.Key.Key_Backslash)
     assert not win.canvas.before_clip.isVisible()
     win.about()
+
+
+def test_live_preview_on_visible_crop(win: Any, qtbot: Any) -> None:
+    """A fast method previews a crop of the view, debounced; the document is untouched."""
+    doc = win.doc
+    before = doc.image.copy()
+    win.denoise_panel.live.setChecked(True)
+    win.denoise_panel.select("_test_fast")
+    qtbot.waitUntil(win.canvas.preview_item.isVisible, timeout=5000)
+    win.denoise_panel.form.rows["gamma"].set(3.0)
+    win.denoise_panel.form.changed.emit()
+    item = win.canvas.preview_item
+    target = float((before**3).mean() * 255)
+    qtbot.waitUntil(
+        lambda: item.image is not None and abs(float(item.image.mean()) - target) < 3, timeout=5000
+    )
+    y, x = int(item.pos().y()), int(item.pos().x())
+    h, w = item.image.shape[:2]
+    from restorelab.gui.canvas import to_display
+
+    np.testing.assert_array_equal(item.image, to_display(before[y : y + h, x : x + w] ** 3))
+    np.testing.assert_array_equal(doc.image, before)

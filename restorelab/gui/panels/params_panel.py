@@ -165,7 +165,7 @@ class ParamRow:
                 w.setCurrentText(str(v))
             elif isinstance(w, QLineEdit):
                 w.setText(str(v))
-            elif isinstance(w, QLabeledSlider | QSpinBox):
+            elif isinstance(w, QLabeledSlider | QSpinBox) and not isinstance(w, QLabeledDoubleSlider):
                 w.setValue(int(v))
             else:
                 w.setValue(float(v) * self.scale)

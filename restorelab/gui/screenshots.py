@@ -1,0 +1,190 @@
+"""Take the documentation screenshots from the real window.
+
+``python -m restorelab.gui.screenshots [OUT_DIR] [--denoiser NAME] [--sampler-denoiser NAME]``
+(run it under a real X server for real fonts: ``xvfb-run -s "-screen 0 1600x1000x24"
+python -m restorelab.gui.screenshots docs/screenshots``). Each scenario drives the window
+like a user and saves ``QWidget.grab()`` of the main window:
+
+- ``restore.png`` — the noisy sample denoised, before/after split line in the middle;
+- ``clone.png`` — a seamless clone being dragged (live result), clone panel raised;
+- ``inpaint.png`` — Algorithm 2 filling a painted hole: σ_t/h_t plot, uncertainty map;
+- ``manifold.png`` — the 2-D manifold demo with trajectories over the density;
+- ``multiscale.png`` — the multiscale layers with raised fine-scale gains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", nargs="?", default="docs/screenshots")
+    ap.add_argument("--denoiser", default=None, help="method for restore.png (default: bfcnn, else nlm)")
+    ap.add_argument(
+        "--sampler-denoiser", default=None, help="denoiser of the sampler (default: bfcnn, else wavelet)"
+    )
+    ap.add_argument("--only", nargs="*", default=None)
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    import numpy as np
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+
+    from restorelab.gui import compat, dialogs
+    from restorelab.gui.app import create_app
+    from restorelab.gui.main_window import MainWindow
+    from restorelab.resources import sample_path
+
+    app = create_app([sys.argv[0]])  # noqa: F841 - keeps the QApplication alive
+
+    def _error(parent: object, title: str, message: str, details: str = "") -> None:
+        print(f"error: {title}: {message}\n{details}", file=sys.stderr)
+
+    dialogs.error = _error
+    dialogs.save_discard_cancel = lambda *args: "discard"  # each scenario opens a fresh image
+    dialogs.info = lambda parent, title, message: print(f"info: {title}: {message}", file=sys.stderr)
+    tmp = os.path.join(os.environ.get("TMPDIR", "/tmp"), "restorelab-shots.ini")
+    if os.path.exists(tmp):
+        os.remove(tmp)
+    win = MainWindow(QSettings(tmp, QSettings.Format.IniFormat))
+    win.resize(1600, 1000)
+    win.show()
+
+    def pump(ms: int) -> None:
+        loop = QEventLoop()
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    def wait_job(timeout: float = 600) -> None:
+        t_end = time.monotonic() + timeout
+        while win.jobs.busy and time.monotonic() < t_end:
+            pump(50)
+        pump(300)
+
+    def shot(name: str) -> None:
+        pump(400)
+        p = out / name
+        win.grab().save(str(p))
+        print(f"wrote {p}", flush=True)
+
+    pump(500)
+    win._late_init()  # noqa: SLF001
+    names = compat.denoiser_names()
+
+    def have_bfcnn(channels: int) -> bool:
+        from restorelab.resources import models_dir
+
+        return (
+            Path(models_dir()) / ("bfcnn_color.safetensors" if channels == 3 else "bfcnn_gray.safetensors")
+        ).exists()
+
+    want = set(a.only) if a.only else {"restore", "clone", "inpaint", "manifold", "multiscale"}
+
+    if "restore" in want:
+        win.open_path(str(sample_path()))
+        name = a.denoiser or ("bfcnn" if "bfcnn" in names and have_bfcnn(3) else "nlm")
+        win.denoise_panel.select(name)
+        win.denoise_panel.live.setChecked(False)
+        win.run_denoise()
+        wait_job()
+        win.canvas.fit()
+        win.a_compare.setChecked(True)
+        win.canvas.set_compare(True)
+        win.canvas.split_line.setValue(win.doc.shape[1] * 0.5)
+        win.denoise_dock.raise_()
+        shot("restore.png")
+        win.a_compare.setChecked(False)
+        win.canvas.set_compare(False)
+
+    if "clone" in want and win.clone_tool.available():
+        win.open_path(str(sample_path("astronaut.png")))
+        win.clone_dock.show()
+        win.clone_dock.raise_()
+        win.set_tool("clone")
+        # the mission patch on the suit, dragged to the other side of the suit
+        win.clone_tool.set_ellipse(127, 343, 84, 76)
+        win.clone_tool.begin((0, 0))
+        for k in range(1, 11):
+            win.clone_tool.move_to((int(80 * k / 10), int(140 * k / 10)))
+            pump(60)
+        pump(1500)
+        win.canvas.vb.setRange(xRange=(60, 460), yRange=(260, 512))
+        shot("clone.png")
+        win.clone_tool.commit()
+
+    if "inpaint" in want:
+        win.open_path(str(sample_path("camera.png")))
+        doc = win.doc
+        # a hole over the camera, painted with the brush tool's stroke logic
+        from restorelab.gui.mask import Stroke
+
+        st = Stroke(doc, 10, 0.8, False)
+        for t in np.linspace(0, 1, 30):
+            st.add(250 + 40 * t, 120 + 25 * np.sin(6 * t))
+        cmd = st.finish()
+        if cmd is not None:
+            doc.push(cmd)
+        win.canvas.overlay.update_rect(None)
+        sv = win.sampler_view
+        sv.task.setCurrentIndex(sv.task.findData("inpaint"))
+        sname = a.sampler_denoiser or ("bfcnn" if "bfcnn" in names and have_bfcnn(1) else "wavelet")
+        sv.denoiser.setCurrentIndex(sv.denoiser.findData(sname))
+        sv.size.setValue(96)
+        rows = sv.form.rows
+        rows["samples"].set(4)
+        if sname != "bfcnn":
+            rows["max_iter"].set(400)
+        sv.run()
+        wait_job()
+        i = sv.show_what.findText("std (uncertainty map)")
+        sv.show_what.setCurrentIndex(i)
+        win.sampler_dock.raise_()
+        win.canvas.vb.setRange(xRange=(150, 400), yRange=(40, 260))
+        sv.apply_button.setEnabled(True)
+        sv.show_what.setCurrentIndex(sv.show_what.findText("mean of the samples"))
+        sv.apply_result()
+        sv.show_what.setCurrentIndex(i)
+        win.a_show_mask.setChecked(False)
+        win.canvas.overlay.setVisible(False)  # show the filled hole, not the painted mask
+        win.mask_dock.raise_()
+        shot("inpaint.png")
+        win.a_show_mask.setChecked(True)
+        win.canvas.overlay.setVisible(True)
+
+    if "manifold" in want and win.manifold_panel._fn() is not None:  # noqa: SLF001
+        win.manifold_dock.show()
+        win.manifold_dock.raise_()
+        win.manifold_panel.run()
+        wait_job()
+        shot("manifold.png")
+
+    if "multiscale" in want:
+        win.open_path(str(sample_path("coffee.png")))
+        mp = win.multiscale_panel
+        win.multiscale_dock.raise_()
+        i = mp.denoiser.findData("gaussian")
+        if i >= 0:
+            mp.denoiser.setCurrentIndex(i)
+        mp.run()
+        wait_job()
+        if mp.sliders:
+            mp.sliders[0].setValue(2.5)
+            if len(mp.sliders) > 1:
+                mp.sliders[1].setValue(1.8)
+        pump(1500)
+        shot("multiscale.png")
+
+    if win.doc is not None:
+        win.doc.undo.setClean()
+    win.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
