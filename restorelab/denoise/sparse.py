@@ -86,6 +86,8 @@ def omp_batches(
     """:func:`omp` as a job: patches are coded in batches, one progress event per batch."""
     import torch
 
+    from restorelab.denoise._torchutil import threads_for
+
     numpy_in = isinstance(P, np.ndarray)
     Pt = torch.as_tensor(P)
     if not Pt.is_floating_point():
@@ -105,7 +107,8 @@ def omp_batches(
     n_batches = max(1, (n_sig + batch - 1) // batch)
     for b in range(n_batches):
         sl = slice(b * batch, min((b + 1) * batch, n_sig))
-        i, c, z = _omp_block(Dt, G, Pt[sl], e2[sl], T)
+        with threads_for(Pt[sl]):  # one thread on small CPU blocks (busy machines)
+            i, c, z = _omp_block(Dt, G, Pt[sl], e2[sl], T)
         idx[sl], coef[sl], nnz[sl] = i, c, z
         yield Progress(b + 1, n_batches, message=f"OMP: batch {b + 1}/{n_batches}")
     if numpy_in:
@@ -175,31 +178,34 @@ def ksvd_job(
     """
     import torch
 
+    from restorelab.denoise._torchutil import threads_for
+
     D = D.clone()
     K = D.shape[1]
     for it in range(iters):
-        e2 = torch.full((P.shape[0],), eps2, dtype=P.dtype, device=P.device)
-        idx, coef, nnz = _omp_block(D, D.T @ D, P, e2, max_atoms)
-        R = P - _reconstruct(D, idx, coef)
-        valid = torch.arange(idx.shape[1], device=P.device)[None, :] < nnz[:, None]
-        rows_all, pos_all = torch.nonzero(valid, as_tuple=True)
-        atom_all = idx[rows_all, pos_all]
-        order = torch.argsort(atom_all, stable=True)  # group the (patch, slot) pairs by atom
-        rows_all, pos_all = rows_all[order], pos_all[order]
-        ends = torch.cumsum(torch.bincount(atom_all, minlength=K), 0).tolist()
-        for k in range(1, K):
-            a, b = ends[k - 1], ends[k]
-            if a == b:  # unused atom: keep it
-                continue
-            rows, pos = rows_all[a:b], pos_all[a:b]
-            g_old = coef[rows, pos]
-            E = R[rows] + g_old[:, None] * D[:, k][None, :]
-            _, vecs = torch.linalg.eigh(E.T @ E)  # top right singular vector of E
-            d_new = vecs[:, -1]
-            g_new = E @ d_new
-            D[:, k] = d_new
-            coef[rows, pos] = g_new
-            R[rows] = E - g_new[:, None] * d_new[None, :]
+        with threads_for(P):
+            e2 = torch.full((P.shape[0],), eps2, dtype=P.dtype, device=P.device)
+            idx, coef, nnz = _omp_block(D, D.T @ D, P, e2, max_atoms)
+            R = P - _reconstruct(D, idx, coef)
+            valid = torch.arange(idx.shape[1], device=P.device)[None, :] < nnz[:, None]
+            rows_all, pos_all = torch.nonzero(valid, as_tuple=True)
+            atom_all = idx[rows_all, pos_all]
+            order = torch.argsort(atom_all, stable=True)  # group the (patch, slot) pairs by atom
+            rows_all, pos_all = rows_all[order], pos_all[order]
+            ends = torch.cumsum(torch.bincount(atom_all, minlength=K), 0).tolist()
+            for k in range(1, K):
+                a, b = ends[k - 1], ends[k]
+                if a == b:  # unused atom: keep it
+                    continue
+                rows, pos = rows_all[a:b], pos_all[a:b]
+                g_old = coef[rows, pos]
+                E = R[rows] + g_old[:, None] * D[:, k][None, :]
+                _, vecs = torch.linalg.eigh(E.T @ E)  # top right singular vector of E
+                d_new = vecs[:, -1]
+                g_new = E @ d_new
+                D[:, k] = d_new
+                coef[rows, pos] = g_new
+                R[rows] = E - g_new[:, None] * d_new[None, :]
         yield Progress(it + 1, iters, message=f"K-SVD: iteration {it + 1}/{iters}")
     return D
 
