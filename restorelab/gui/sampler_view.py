@@ -517,6 +517,7 @@ class ManifoldPanel(QWidget):
         self.level.clear()
         for j, s in enumerate(sig):
             self.level.addItem(f"density at σ = {float(s):g}", j)
+        self.level.setCurrentIndex(self.level.count() - 1)  # the sharpest density first
         self.level.blockSignals(False)
         self._draw()
 

@@ -55,6 +55,19 @@ class FastTestDenoiser(Denoiser):
         return (x ** p["gamma"]).astype(np.float32)
 
 
+@denoise.register
+class OOMTestDenoiser(Denoiser):
+    """Test double: runs out of GPU memory unless it runs on the CPU."""
+
+    name = "_test_oom"
+    title = "GPU-hungry test denoiser"
+
+    def _denoise(self, x: np.ndarray, sigma: float, p: Any) -> np.ndarray:
+        if self.device != "cpu":
+            raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB (simulated)")
+        return (0.5 * x).astype(np.float32)
+
+
 class DialogLog(list):
     def kinds(self) -> list[str]:
         return [k for k, *_ in self]

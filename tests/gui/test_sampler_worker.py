@@ -122,3 +122,30 @@ def test_latest_runner_abandons_previous(qtbot: Any) -> None:
     qtbot.wait(50)
     assert got == ["second"] and seen_cancel == [True]
     r.stop()
+
+
+def test_inpaint_with_painted_mask_keeps_known_pixels(win: Any, wait_idle: Any) -> None:
+    """Algorithm 2 on the painted hole: the applied mean changes the hole only."""
+    doc = win.doc
+    before = doc.image.copy()
+    doc.mask[40:52, 30:46] = 255
+    sv = win.sampler_view
+    sv.refresh()
+    sv.task.setCurrentIndex(sv.task.findData("inpaint"))
+    sv.denoiser.setCurrentIndex(sv.denoiser.findData("_test_slow"))
+    sv.size.setValue(48)
+    sv.form.rows["max_iter"].set(15)
+    sv.form.rows["patience"].set(15)
+    sv.form.rows["samples"].set(2)
+    assert sv.run()
+    wait_idle(win)
+    assert sv.result is not None and len(sv.t) > 0
+    sv.show_what.setCurrentIndex(sv.show_what.findText("mean of the samples"))
+    assert sv.apply_result()
+    hole = doc.mask >= 128
+    np.testing.assert_allclose(doc.image[~hole], before[~hole], atol=1e-5)
+    assert not np.allclose(doc.image[hole], before[hole])
+    std = np.asarray(sv.result.std)
+    assert std.shape[:2] == (48, 48) and float(std.max()) > 0
+    doc.undo.undo()
+    np.testing.assert_array_equal(doc.image, before)
