@@ -7,8 +7,10 @@
 # Uses the project venv (VENV, default .venv; created with packaging/install.sh when
 # missing, which keeps/installs the CPU build of torch), installs PyInstaller into it if
 # needed, runs packaging/restorelab.spec, prints the bundle size, then runs
-#   dist/restorelab/restorelab --self-test   (open the sample, denoise, clone, 10-step sampler)
-# headless (QT_QPA_PLATFORM=offscreen) and exits with its code.
+#   dist/restorelab/restorelab selftest      (core parts, no window)
+#   dist/restorelab/restorelab --self-test   (the window offscreen: open the sample, denoise,
+#                                              clone, 10-step sampler)
+# and exits with the code of --self-test.
 # Variables: VENV, DIST (default dist), WORK (default build/pyinstaller),
 #            SELFTEST_TIMEOUT (s, default 600), SKIP_SELFTEST=1.
 set -euo pipefail
@@ -38,12 +40,16 @@ du -ah "$APP/_internal" 2>/dev/null | sort -rh | sed -n '2,9p' | sed 's/^/  /'
 if [ "${SKIP_SELFTEST:-0}" = "1" ]; then
   exit 0
 fi
-echo "build.sh: running $APP/restorelab --self-test"
 set +e
+echo "build.sh: running $APP/restorelab selftest (core, no window)"
+RESTORELAB_NO_AUTOSAVE=1 timeout "${SELFTEST_TIMEOUT:-600}" "$APP/restorelab" selftest
+core_rc=$?
+echo "build.sh: running $APP/restorelab --self-test (the window, offscreen)"
 QT_QPA_PLATFORM=${QT_QPA_PLATFORM:-offscreen} RESTORELAB_NO_AUTOSAVE=1 \
   timeout "${SELFTEST_TIMEOUT:-600}" "$APP/restorelab" --self-test
 rc=$?
 set -e
+echo "build.sh: core selftest exit code $core_rc, --self-test exit code $rc"
 if [ $rc -eq 0 ]; then
   echo "build.sh: self-test passed"
 else
