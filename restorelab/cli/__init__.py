@@ -22,6 +22,7 @@ _GROUPS = (
     "restorelab.cli.train_cmd",
     "restorelab.cli.edit_cmd",
     "restorelab.cli.prior_cmd",
+    "restorelab.cli.ship_cmd",
     "restorelab.cli.app_cmd",
 )
 
