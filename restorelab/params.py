@@ -9,7 +9,7 @@ shown ×255, checkbox, combo box).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,7 +110,8 @@ class Param:
     def describe(self) -> str:
         """One line for ``restorelab methods``."""
         if callable(self.default):
-            d = "f(σ)" + (f", e.g. {self.default_for(25 / 255):.4g} at σ=25" if self.kind in (int, float) else "")
+            example = f", e.g. {self.default_for(25 / 255):.4g} at σ=25" if self.kind in (int, float) else ""
+            d = "f(σ)" + example
         else:
             d = repr(self.default)
         rng = ""
@@ -134,7 +135,8 @@ def resolve_params(
         )
     out = {}
     for name, p in decl.items():
-        out[name] = p.coerce(values[name]) if name in values and values[name] is not None else p.default_for(sigma)
+        given = name in values and values[name] is not None
+        out[name] = p.coerce(values[name]) if given else p.default_for(sigma)
     return out
 
 

@@ -7,7 +7,7 @@ import platform
 import re
 import tempfile
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 __all__ = ["markdown_table", "write_section", "machine_line"]
@@ -32,7 +32,7 @@ def machine_line() -> str:
         dev, tv = "no torch", "-"
     return (
         f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}, "
-        f"torch {tv}, {dev}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        f"torch {tv}, {dev}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     )
 
 
@@ -42,7 +42,11 @@ def write_section(path: str | os.PathLike, key: str, markdown: str, title: str |
     Sections are delimited by ``<!-- bench:KEY -->`` and ``<!-- /bench:KEY -->``.
     """
     p = Path(path)
-    old = p.read_text(encoding="utf-8") if p.exists() else "# Benchmarks\n\nEvery figure here is printed by a `restorelab bench ...` command; rerun it to reproduce.\n"
+    header = (
+        "# Benchmarks\n\nEvery figure here is printed by a `restorelab bench ...` command; "
+        "rerun it to reproduce.\n"
+    )
+    old = p.read_text(encoding="utf-8") if p.exists() else header
     start, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
     block = f"{start}\n" + (f"## {title}\n\n" if title else "") + markdown.rstrip() + f"\n{end}"
     pat = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)

@@ -177,7 +177,9 @@ class Denoiser:
         return torch.stack(outs).to(y.device, y.dtype)
 
     # -- to implement -------------------------------------------------------------------
-    def _job(self, x: np.ndarray, sigma: float, p: Mapping[str, Any]) -> Generator[Progress, None, np.ndarray]:
+    def _job(
+        self, x: np.ndarray, sigma: float, p: Mapping[str, Any]
+    ) -> Generator[Progress, None, np.ndarray]:
         """Iterative methods override this; ``x`` is float32 (H, W, C), C in {1, 3}."""
         return (yield from single_step(lambda: self._denoise(x, sigma, p), self.name))
 

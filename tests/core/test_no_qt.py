@@ -15,7 +15,8 @@ def test_core_imports_without_qt():
         "        __import__(mod)\n"
         "    except ModuleNotFoundError:\n"
         "        pass\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'superqt', 'shiboken6')]\n"
+        "qt = ('PySide6', 'pyqtgraph', 'superqt', 'shiboken6')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in qt]\n"
         "assert not bad, bad\n"
         "print('ok')\n"
     )
