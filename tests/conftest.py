@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("RESTORELAB_NO_AUTOSAVE", "1")
+# tiny test images: one BLAS/OpenMP thread avoids oversubscription overhead on 2 cores
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
