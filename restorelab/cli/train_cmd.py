@@ -51,6 +51,12 @@ def register(sub: Any, bench_sub: Any) -> None:
         "--warmup", type=int, default=None, help="linear warm-up steps (default min(500, 2%% of steps))"
     )
     p.add_argument("--bn-momentum", type=float, default=0.1, help="EMA momentum of the running SDs")
+    p.add_argument(
+        "--recal-batches",
+        type=int,
+        default=50,
+        help="re-estimate the running SDs on this many batches before each validation (0 = off)",
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", default=None, metavar="CKPT", help="continue from a RUN/last.ckpt")
@@ -117,6 +123,7 @@ def _train(args: argparse.Namespace) -> int:
         lr=args.lr,
         warmup=args.warmup,
         bn_momentum=args.bn_momentum,
+        recal_batches=args.recal_batches,
         device=args.device,
         seed=args.seed,
         resume=args.resume,

@@ -66,6 +66,9 @@ class TrainConfig:
     threads: int = 0
     #: EMA momentum of the running standard deviations (smaller = smoother eval statistics)
     bn_momentum: float = 0.1
+    #: before each validation, reset every running SD to the mean batch SD over this many
+    #: fresh training batches with the current weights (0 = keep the moving average)
+    recal_batches: int = 50
     #: time budget: the cosine schedule follows max(step/steps, time/budget) and stops at either
     max_minutes: float | None = None
     command: str = ""
@@ -200,6 +203,57 @@ def validate(
 
 
 # ------------------------------------------------------------------------------ training
+@torch.no_grad()
+def recalibrate(
+    model: torch.nn.Module,
+    sampler: PatchSampler,
+    cfg: TrainConfig,
+    batches: int,
+    seed: int,
+    device: torch.device,
+) -> None:
+    """Set each BF norm's running SD to the mean of its batch SDs over ``batches`` fresh batches.
+
+    The moving average lags the weights (and is noisy for small batches); this is the usual
+    batch-norm re-estimation, run on training patches with σ ~ U[σ_min, σ_max] from
+    generators seeded by ``seed`` (the training generators are not touched).
+    """
+    bns = [m for m in model.modules() if isinstance(m, BFBatchNorm2d)]
+    if not bns or batches <= 0:
+        return
+    saved_rng = sampler.rng
+    sampler.rng = np.random.default_rng(seed)
+    g = torch.Generator().manual_seed(seed)
+    sums = [torch.zeros_like(b.running_sd) for b in bns]
+
+    def hook(i: int):  # noqa: ANN202
+        def h(mod: BFBatchNorm2d, inp: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
+            x = inp[0].float()
+            sums[i] += torch.sqrt(x.var(dim=(0, 2, 3), unbiased=False) + mod.eps)
+
+        return h
+
+    handles = [b.register_forward_hook(hook(i)) for i, b in enumerate(bns)]
+    old = [b.running_sd.clone() for b in bns]
+    was = model.training
+    model.train()
+    try:
+        for _ in range(batches):
+            x = torch.from_numpy(sampler.batch(cfg.batch))
+            lo, hi = cfg.sigma_min / 255, cfg.sigma_max / 255
+            sig = lo + torch.rand(cfg.batch, generator=g) * (hi - lo)
+            y = x + torch.randn(x.shape, generator=g) * sig.view(-1, 1, 1, 1)
+            model(y.to(device))
+    finally:
+        for h in handles:
+            h.remove()
+        sampler.rng = saved_rng
+        model.train(was)
+    for b, s_, o in zip(bns, sums, old, strict=True):
+        b.running_sd.copy_(o)  # undo the moving-average updates of these passes
+        b.running_sd.copy_(s_ / batches)
+
+
 def _lr_at(step: int, cfg: TrainConfig, total: int, time_frac: float = 0.0) -> float:
     """Linear warm-up, then cosine decay to ``lr_min_factor``·lr over the steps (or the time budget)."""
     warm = cfg.warmup if cfg.warmup is not None else min(500, max(1, total // 50))
@@ -377,6 +431,8 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
             if step % cfg.val_every == 0 or done:
                 now = time.perf_counter()
                 pps = n_last / max(1e-9, now - t_last)
+                if cfg.recal_batches > 0:
+                    recalibrate(model, sampler, cfg, cfg.recal_batches, cfg.seed * 1000003 + step, device)
                 last_val = validate(model, val, cfg.val_sigmas, device, cfg.val_crop) if val else {}
                 mean_val = float(np.mean(list(last_val.values()))) if last_val else -math.inf
                 msg = f"step {step}/{total} lr {lr:.2e} loss {loss_acc / loss_n:.3e} {pps:.1f} patches/s"
