@@ -162,3 +162,30 @@ def test_cli_train(image_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     text = capsys.readouterr().out
     assert "val PSNR" in text and "wrote" in text
     assert main(["train", "--data", str(image_dir), "--out", str(tmp_path / "x.pt")]) == 2
+
+
+def test_recalibrate_sets_mean_batch_sd_and_leaves_training_rng(image_dir: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from restorelab.models.nets import BFBatchNorm2d, build_model
+    from restorelab.models.train import PatchSampler, load_image_set, recalibrate
+
+    torch.manual_seed(0)
+    net = build_model("bfcnn", 1, 3, 4)
+    cfg = _cfg(image_dir, tmp_path / "x.safetensors", batch=4)
+    rng = np.random.default_rng(3)
+    sampler = PatchSampler(load_image_set([str(image_dir)], 1), 16, True, rng)
+    state = rng.bit_generator.state
+    bn = next(m for m in net.modules() if isinstance(m, BFBatchNorm2d))
+    recalibrate(net, sampler, cfg, 1, seed=7, device=torch.device("cpu"))
+    assert rng.bit_generator.state == state and sampler.rng is rng
+    # the same single batch, recomputed by hand
+    s2 = PatchSampler(load_image_set([str(image_dir)], 1), 16, True, np.random.default_rng(7))
+    g = torch.Generator().manual_seed(7)
+    x = torch.from_numpy(s2.batch(4))
+    sig = torch.rand(4, generator=g) * (100 / 255)
+    y = x + torch.randn(x.shape, generator=g) * sig.view(-1, 1, 1, 1)
+    with torch.no_grad():
+        h = net.layers[1].conv(net.layers[0](y))
+    expect = torch.sqrt(h.var(dim=(0, 2, 3), unbiased=False) + bn.eps)
+    torch.testing.assert_close(bn.running_sd, expect, rtol=1e-5, atol=1e-6)
