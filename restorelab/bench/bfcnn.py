@@ -16,6 +16,24 @@ __all__ = ["bench_psnr", "bench_speed"]
 _EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
 
 
+def _write_locked(path: str, key: str, text: str, title: str) -> None:
+    """write_section under an exclusive lock (benchmarks run side by side keep each other's sections)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        write_section(path, key, text, title=title)
+        return
+
+    lock = Path(path).resolve().parent / (".lock-" + Path(path).name)
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            write_section(path, key, text, title=title)
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    lock.unlink(missing_ok=True)
+
+
 def _load(f: Path) -> np.ndarray:
     from restorelab.io import load_image
 
@@ -126,9 +144,9 @@ def bench_psnr(
     )
     key = f"bfcnn-{d.name}-{mpath.stem}"
     if out:
-        write_section(out, key, text, title=f"Learned bias-free denoiser on {d.name} ({mpath.stem})")
+        _write_locked(out, key, text, f"Learned bias-free denoiser on {d.name} ({mpath.stem})")
     if card:
-        write_section(card, key, text, title=f"PSNR on {d.name}")
+        _write_locked(card, key, text, f"PSNR on {d.name}")
     return res
 
 
@@ -228,5 +246,5 @@ def bench_speed(
             f"Plain module forward (unfolded, float32) vs folded fast path, same input, median of "
             f"{repeats}.\n\n{table}\n\n`restorelab bench bfcnn-speed --size {size}` — {machine_line()}\n"
         )
-        write_section(out, f"bfcnn-speed-{dev.type}", text, title=f"Learned denoiser speed ({dev.type})")
+        _write_locked(out, f"bfcnn-speed-{dev.type}", text, f"Learned denoiser speed ({dev.type})")
     return {"plain_s": t_plain, "fast_s": t_fast, "ratio": ratio, "max_diff": diff}
