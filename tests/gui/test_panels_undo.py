@@ -124,3 +124,20 @@ def test_brush_stamp_soft_edge() -> None:
     stamp(m, 2, 2, 5, 1.0, erase=True)
     assert m.max() == 0
     assert stamp(m, -100, -100, 5, 1.0) is None
+
+
+def test_signal_emit_does_not_exhaust_true() -> None:
+    """PySide6 6.12.0's emit() drops a reference to True on Python 3.11; the GUI's guard
+    keeps the interpreter alive through any number of emissions."""
+    import sys
+
+    import restorelab.gui  # noqa: F401 - applies the guard
+    from PySide6.QtCore import QObject, Signal
+
+    class O(QObject):
+        s = Signal()
+
+    o = O()
+    for _ in range(5000):
+        o.s.emit()
+    assert sys.getrefcount(True) > 10_000

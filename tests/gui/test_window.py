@@ -240,3 +240,22 @@ def test_cuda_out_of_memory_falls_back_to_cpu(win: Any, qtbot: Any, dialog_log: 
     assert any(k == "information" and "out of memory" in str(msg) for k, _t, msg in dialog_log)
     np.testing.assert_allclose(doc.image, 0.5 * before, atol=1e-6)
     assert doc.undo.count() == 1
+
+
+def test_drop_opens_and_recent_files(win: Any, tmp_path: Path, astronaut_small: np.ndarray) -> None:
+    from PySide6.QtCore import QMimeData, QPoint, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    from restorelab.io import save_image
+
+    p = tmp_path / "dropped.png"
+    save_image(p, astronaut_small[:40, :50])
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p))])
+    ev = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                    Qt.KeyboardModifier.NoModifier)
+    win.dropEvent(ev)
+    assert win.doc.path == p and win.doc.image.shape == (40, 50, 3)
+    recent = [a.text() for a in win.recent_menu.actions()]
+    assert recent[0] == str(p.resolve()) and len(recent) == 2
+    assert "dropped.png" in win.windowTitle()
