@@ -131,13 +131,14 @@ def test_signal_emit_does_not_exhaust_true() -> None:
     keeps the interpreter alive through any number of emissions."""
     import sys
 
-    import restorelab.gui  # noqa: F401 - applies the guard
     from PySide6.QtCore import QObject, Signal
 
-    class O(QObject):
+    import restorelab.gui  # noqa: F401 - applies the guard
+
+    class Emitter(QObject):
         s = Signal()
 
-    o = O()
+    o = Emitter()
     for _ in range(5000):
         o.s.emit()
     assert sys.getrefcount(True) > 10_000
