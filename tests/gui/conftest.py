@@ -21,7 +21,6 @@ from restorelab.jobs import Progress  # noqa: E402
 from restorelab.params import Param  # noqa: E402
 
 
-@denoise.register
 class SlowTestDenoiser(Denoiser):
     """Test double: ``steps`` iterations of x ← (x + local mean)/2, ``delay`` s each."""
 
@@ -43,7 +42,6 @@ class SlowTestDenoiser(Denoiser):
         return out.astype(np.float32)
 
 
-@denoise.register
 class FastTestDenoiser(Denoiser):
     """Test double, one shot: x ← x^gamma (so a preview is easy to check)."""
 
@@ -55,7 +53,6 @@ class FastTestDenoiser(Denoiser):
         return (x ** p["gamma"]).astype(np.float32)
 
 
-@denoise.register
 class OOMTestDenoiser(Denoiser):
     """Test double: runs out of GPU memory unless it runs on the CPU."""
 
@@ -66,6 +63,14 @@ class OOMTestDenoiser(Denoiser):
         if self.device != "cpu":
             raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB (simulated)")
         return (0.5 * x).astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def test_denoisers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test doubles are in the registry only during GUI tests (not the whole session)."""
+    denoise.names()  # load the real families first
+    for cls in (SlowTestDenoiser, FastTestDenoiser, OOMTestDenoiser):
+        monkeypatch.setitem(denoise._REGISTRY, cls.name, cls)
 
 
 class DialogLog(list):
