@@ -263,6 +263,7 @@ class CloneTool(QObject):
                 "mode": self.mode,
                 "solver": self.solver,
                 "source": self.source_name,
+                "mask": self._src_mask.copy(),  # source region, for session files
             }
         )
         doc.apply_image(out, f"Seamless clone ({self.mode})")

@@ -365,7 +365,8 @@ class SamplerView(QWidget):
         self.info.setText(f"{its} iterations, {getattr(result, 'seconds', 0):.1f} s. {msg}")
         doc = self.win.doc
         if doc is not None:
-            doc.meta["last_sampler"] = getattr(self.win, "meta_pending", {})
+            doc.meta["last_sampler"] = dict(getattr(self.win, "meta_pending", {}), origin=list(self._origin))
+            doc.meta["last_sampler_result"] = result  # samples, mean, std, log: for session files
         self._show_result()
 
     def shown_image(self) -> np.ndarray | None:
