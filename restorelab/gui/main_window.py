@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QFormLayout,
@@ -92,6 +93,7 @@ class MainWindow(QMainWindow):
         self.set_tool("pan")
         self._restore_settings()
         self._update_actions()
+        self.canvas.installEventFilter(self)  # hold-to-compare while the canvas has the focus
         QTimer.singleShot(150, self._late_init)  # after the first paint: torch and the registry load here
 
     # ------------------------------------------------------------------ construction
@@ -733,6 +735,15 @@ class MainWindow(QMainWindow):
             self.clone_tool.cancel()
         elif self.jobs.busy:
             self.jobs.cancel()
+
+    def eventFilter(self, obj: Any, ev: Any) -> bool:  # noqa: N802
+        """Hold ``\\`` to show the original, whichever child of the window has the focus."""
+        t = ev.type()
+        if t in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and ev.key() == Qt.Key.Key_Backslash:
+            if not ev.isAutoRepeat() and QApplication.activeWindow() is self:
+                self.canvas.show_original(t == QEvent.Type.KeyPress)
+            return True
+        return False
 
     def keyPressEvent(self, ev: Any) -> None:  # noqa: N802
         if ev.key() == Qt.Key.Key_Backslash and not ev.isAutoRepeat():

@@ -205,6 +205,11 @@ def test_status_bar_and_view(win: Any) -> None:
     assert win.canvas.before_clip.isVisible()
     QTest.keyRelease(win, Qt.Key.Key_Backslash)
     assert not win.canvas.before_clip.isVisible()
+    win.canvas.setFocus()
+    QTest.keyPress(win.canvas, Qt.Key.Key_Backslash)  # also while the canvas has the focus
+    assert win.canvas.before_clip.isVisible()
+    QTest.keyRelease(win.canvas, Qt.Key.Key_Backslash)
+    assert not win.canvas.before_clip.isVisible()
     win.about()
 
 
