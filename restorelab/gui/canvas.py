@@ -127,7 +127,9 @@ class Canvas(pg.GraphicsView):
         self.compare = False
         self._showing_original = False
         self.scene().sigMouseMoved.connect(self._mouse_moved)
-        self.vb.sigRangeChanged.connect(lambda *_: self.zoom_changed.emit(self.zoom()))
+        self.vb.sigRangeChanged.connect(
+            lambda *_: self.image is not None and self.zoom_changed.emit(self.zoom())
+        )
 
     # -- content ------------------------------------------------------------------------------
     def set_image(self, image: np.ndarray, original: np.ndarray | None = None, *, fit: bool = False) -> None:

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     import numpy as np
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
 
     from restorelab.gui import compat, dialogs
     from restorelab.gui.app import create_app
@@ -158,11 +158,15 @@ def main(argv: list[str] | None = None) -> int:
         win.canvas.overlay.setVisible(True)
 
     if "manifold" in want and win.manifold_panel._fn() is not None:  # noqa: SLF001
+        if win.doc is None:
+            win.open_path(str(sample_path()))
         win.manifold_dock.show()
         win.manifold_dock.raise_()
+        win.resizeDocks([win.manifold_dock], [520], Qt.Orientation.Vertical)
         win.manifold_panel.run()
         wait_job()
         shot("manifold.png")
+        win.resizeDocks([win.manifold_dock], [250], Qt.Orientation.Vertical)
 
     if "multiscale" in want:
         win.open_path(str(sample_path("coffee.png")))
