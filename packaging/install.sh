@@ -20,12 +20,16 @@ fi
 # Qt's offscreen/xcb platform plugins need a few system libraries (Debian/Ubuntu, as root).
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   need=""
-  for lib in libEGL.so.1 libGL.so.1 libxkbcommon.so.0 libfontconfig.so.1 libdbus-1.so.3; do
+  for lib in libEGL.so.1 libGL.so.1 libxkbcommon.so.0 libxkbcommon-x11.so.0 libfontconfig.so.1 libdbus-1.so.3 \
+             libxcb-cursor.so.0 libxcb-icccm.so.4 libxcb-keysyms.so.1 libX11-xcb.so.1 libxcb-image.so.0 \
+             libxcb-randr.so.0 libxcb-render-util.so.0 libxcb-shape.so.0 libxcb-xfixes.so.0 libxcb-xkb.so.1; do
     ldconfig -p | grep -q "$lib" || need=1
   done
   if [ -n "$need" ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 >/dev/null) || \
+      libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0 \
+      libxcb-icccm4 libxcb-keysyms1 libx11-xcb1 libxcb-image0 libxcb-randr0 libxcb-render-util0 \
+      libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 >/dev/null) || \
       echo "install.sh: could not install Qt's system libraries; GUI tests may fail" >&2
   fi
 fi

@@ -31,7 +31,18 @@ class CommandError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".bmp")
+
+
+def _wants_gui(args: list[str]) -> bool:
+    """True when the command line opens the window (no command, ``gui``, or an image path)."""
+    if not args or args[0] == "gui":
+        return True
+    first = args[0]
+    return not first.startswith("-") and first.lower().endswith(_IMAGE_SUFFIXES)
+
+
+def build_parser(groups: Sequence[str] | None = None) -> argparse.ArgumentParser:
     from restorelab import __version__
 
     parser = argparse.ArgumentParser(
@@ -42,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     bench = sub.add_parser("bench", help="benchmarks against OpenCV, scikit-image, bm3d; write BENCHMARKS.md")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
-    for mod in _GROUPS:
+    for mod in _GROUPS if groups is None else groups:
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:
@@ -73,7 +84,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``restorelab`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    # fast start of the window: only the gui command group is built (no torch import here)
+    parser = build_parser(["restorelab.cli.app_cmd"] if _wants_gui(args_list) else None)
     known = set()
     for action in parser._subparsers._group_actions if parser._subparsers else []:  # noqa: SLF001
         known.update(getattr(action, "choices", {}) or {})
