@@ -15,7 +15,12 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
 def run(args: argparse.Namespace) -> int:
     try:
         from restorelab.gui.app import main as gui_main
-    except ImportError as e:  # the window is not there yet, or Qt is missing
+    except ImportError as e:  # Qt is missing or cannot load
+        if args.self_test:
+            from restorelab.selftest import run as selftest_run
+
+            print(f"restorelab: the desktop application is unavailable ({e}); running the headless self-test")
+            return selftest_run(args.image)
         print(f"restorelab: the desktop application is unavailable ({e}); running the headless demo")
         return _headless_demo(args.image)
     return gui_main(args.image, self_test=args.self_test)
