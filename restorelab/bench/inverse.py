@@ -159,7 +159,8 @@ def run_bench(args: argparse.Namespace) -> int:
         f"β = {args.beta}, σ₀ = 1, σ_L = 0.01, h₀ = 0.01, seed {args.seed}, beside the classical answer "
         "to the same measurements. For `pixels`, 10 % of the pixels are kept (90 % missing), "
         "as in the paper.\n\n"
-        f"{table}\n\nCommand: `{cmd}`  \nMachine: {machine_line()}\n"
+        f"{table}\n\n" + (f"{args.note}\n\n" if getattr(args, "note", "") else "")
+        + f"Command: `{cmd}`  \nMachine: {machine_line()}\n"
     )
     print(table)
     if not args.no_write:

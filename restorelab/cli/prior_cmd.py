@@ -92,6 +92,7 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     b.add_argument("--method", "-m", default="bfcnn", help="denoiser (default bfcnn)")
     b.add_argument("--model", default=None, help="bfcnn model")
     b.add_argument("--pnp", action="store_true", help="also run PnP-ADMM with the same denoiser")
+    b.add_argument("--note", default="", help="a sentence added under the table (e.g. which weights)")
     b.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     b.add_argument("--out", default="BENCHMARKS.md", help="markdown file whose section is (re)written")
     b.add_argument("--no-write", action="store_true", help="print the table only")
