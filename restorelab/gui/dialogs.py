@@ -34,3 +34,13 @@ def save_discard_cancel(parent: QWidget | None, title: str, question: str) -> st
     B = QMessageBox.StandardButton
     r = QMessageBox.question(parent, title, question, B.Save | B.Discard | B.Cancel, B.Save)
     return {B.Save: "save", B.Discard: "discard"}.get(r, "cancel")
+
+
+def restore_or_discard(parent: QWidget | None, title: str, question: str) -> bool:
+    """A Restore / Discard question; True for Restore (the default)."""
+    B = QMessageBox.StandardButton
+    box = QMessageBox(QMessageBox.Icon.Question, title, question, B.Yes | B.No, parent)
+    box.button(B.Yes).setText("Restore")
+    box.button(B.No).setText("Discard")
+    box.setDefaultButton(B.Yes)
+    return box.exec() == int(B.Yes.value) or box.clickedButton() is box.button(B.Yes)

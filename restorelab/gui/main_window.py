@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import (
     QApplication,
@@ -39,11 +39,23 @@ from restorelab.gui.canvas import Canvas
 from restorelab.gui.document import Document
 from restorelab.gui.panels.denoise_panel import DenoisePanel
 from restorelab.gui.tools import BrushHandler, FillHandler
-from restorelab.gui.worker import JobController, LatestRunner, is_cuda_oom
+from restorelab.gui.worker import OOM_KEY, JobController, LatestRunner, oom_fallback_job
 from restorelab.jobs import Progress, run_job
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.npy);;All files (*)"
+SESSION_FILTER = "restorelab sessions (*.rlsession);;All files (*)"
 MAX_RECENT = 8
+AUTOSAVE_INTERVAL_S = 180.0
+
+
+def default_autosave_dir() -> Path:
+    """The per-user autosave folder: ``QStandardPaths.AppDataLocation``/autosave."""
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    if not base:
+        from restorelab.session import default_autosave_dir as core_dir
+
+        return core_dir()
+    return Path(base) / "autosave"
 
 
 def _core_version() -> str:
@@ -60,7 +72,13 @@ class MainWindow(QMainWindow):
 
     document_changed = Signal()
 
-    def __init__(self, settings: QSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: QSettings | None = None,
+        *,
+        autosave_dir: str | os.PathLike | None = None,
+        autosave_interval_s: float = AUTOSAVE_INTERVAL_S,
+    ) -> None:
         super().__init__()
         self.settings = settings or QSettings("restorelab", "restorelab")
         self.setWindowTitle("restorelab")
@@ -78,6 +96,19 @@ class MainWindow(QMainWindow):
         self.preview_runner = LatestRunner(self)
         self.preview_runner.ready.connect(self._preview_ready)
         self._preview_key: Any = None
+        self._job_note = ""
+        self.session_path: Path | None = None
+        from restorelab.session import Autosaver
+
+        self.autosaver = Autosaver(
+            Path(autosave_dir) if autosave_dir is not None else default_autosave_dir(), autosave_interval_s
+        )
+        self._recovery_checked = False
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(int(max(1.0, autosave_interval_s) * 1000))
+        self.autosave_timer.timeout.connect(self.autosave_if_dirty)
+        if self.autosaver.enabled:
+            self.autosave_timer.start()
 
         self.canvas = Canvas(self)
         self.setCentralWidget(self.canvas)
@@ -95,6 +126,8 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self.canvas.installEventFilter(self)  # hold-to-compare while the canvas has the focus
         QTimer.singleShot(150, self._late_init)  # after the first paint: torch and the registry load here
+        if self.autosaver.enabled:
+            QTimer.singleShot(400, self.offer_recovery)
 
     # ------------------------------------------------------------------ construction
     def _build_status_bar(self) -> None:
@@ -229,7 +262,18 @@ class MainWindow(QMainWindow):
         self.a_save = self._act(
             "&Save", self.save, SK.Save, "Save (asks before replacing the opened original)"
         )
-        self.a_save_as = self._act("Save &As…", self.save_as, SK.SaveAs, "Save under a new name")
+        self.a_save_as = self._act(
+            "Save &As…", self.save_as, "Ctrl+Alt+S", "Save under a new name"
+        )  # not SK.SaveAs: on Linux that is Ctrl+Shift+S, the session shortcut
+        self.a_save_session = self._act(
+            "Save Sess&ion…",
+            self.save_session_dialog,
+            "Ctrl+Shift+S",
+            "Save the work (image, mask, clones, methods and parameters, sampler result) as a session file",
+        )
+        self.a_open_session = self._act(
+            "Open Sessio&n…", self.open_session_dialog, "Ctrl+Shift+O", "Reopen a saved session file"
+        )
         self.a_export = self._act(
             "&Export a copy…", self.export_copy, "Ctrl+E", "Write a copy, keep working on this file"
         )
@@ -313,6 +357,8 @@ class MainWindow(QMainWindow):
         self._fill_recent()
         m.addSeparator()
         m.addActions([self.a_save, self.a_save_as, self.a_export])
+        m.addSeparator()
+        m.addActions([self.a_open_session, self.a_save_session])
         m.addSeparator()
         m.addActions([self.a_mask_load, self.a_mask_save])
         m.addSeparator()
@@ -489,6 +535,8 @@ class MainWindow(QMainWindow):
         self.doc = doc
         if old is not None:
             self.undo_group.removeStack(old.undo)
+            self.autosaver.clear()  # the previous work was saved or let go by the user
+            self.session_path = None
         self.undo_group.addStack(doc.undo)
         self.undo_group.setActiveStack(doc.undo)
         doc.image_changed.connect(self._image_changed)
@@ -539,6 +587,7 @@ class MainWindow(QMainWindow):
         for a in (
             self.a_save,
             self.a_save_as,
+            self.a_save_session,
             self.a_export,
             self.a_mask_clear,
             self.a_mask_invert,
@@ -643,6 +692,138 @@ class MainWindow(QMainWindow):
         ):
             return False
         return self._write(p, d.image, p.exists())
+
+    # ------------------------------------------------------------------ sessions
+    def save_session_dialog(self) -> bool:
+        d = self.doc
+        if d is None:
+            return False
+        if self.session_path is not None:
+            suggest = str(self.session_path)
+        else:
+            base = d.path if d.path else Path(self._last_dir()) / "untitled"
+            suggest = str(base.with_suffix(".rlsession"))
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", suggest, SESSION_FILTER)
+        if not path:
+            return False
+        return self.save_session_to(path)
+
+    def save_session_to(self, path: str | os.PathLike) -> bool:
+        """Write the current work as a session file (``restorelab.session.save_session``)."""
+        if self.doc is None:
+            return False
+        p = Path(path)
+        if p.suffix == "":
+            p = p.with_suffix(".rlsession")
+        try:
+            from restorelab.gui.session_io import collect_session
+            from restorelab.session import save_session
+
+            save_session(p, collect_session(self))
+        except Exception as e:  # noqa: BLE001 - shown, never a crash
+            import traceback
+
+            dialogs.error(self, "Cannot save the session", f"Could not save {p.name}:\n{e}",
+                          traceback.format_exc())
+            return False
+        self.session_path = p
+        self.statusBar().showMessage(f"Session saved to {p}", 4000)
+        return True
+
+    def open_session_dialog(self) -> bool:
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", self._last_dir(), SESSION_FILTER)
+        if not path:
+            return False
+        return self.open_session(path)
+
+    def open_session(self, path: str | os.PathLike, *, recovered: bool = False) -> bool:
+        """Reopen a session file: pixels, mask, clones, panel parameters, sampler result.
+
+        A damaged or newer file gives an error dialog and leaves the current document as it was.
+        """
+        if not recovered and not self._maybe_keep_changes():
+            return False
+        p = Path(path)
+        try:
+            from restorelab.gui.session_io import build_document
+            from restorelab.session import load_session
+
+            s = load_session(p)
+            doc = build_document(s)
+        except Exception as e:  # noqa: BLE001 - SessionError and anything else: a dialog
+            import traceback
+
+            dialogs.error(self, "Cannot open the session", f"Could not open {p.name}:\n{e}",
+                          traceback.format_exc())
+            return False
+        from restorelab.gui.session_io import apply_panels
+
+        self.set_document(doc)
+        notes = list(s.warnings) + apply_panels(self, s)
+        self.canvas.show_preview(None)
+        if recovered:
+            doc.undo.resetClean()  # recovered work is not saved anywhere yet
+            self._update_title()
+        else:
+            self.session_path = p
+            self.settings.setValue("last_dir", str(p.parent))
+        msg = ("Recovered" if recovered else "Opened") + f" session {p.name}"
+        if notes:
+            msg += " — " + "; ".join(notes)
+        self.statusBar().showMessage(msg, 8000)
+        return True
+
+    # autosave ---------------------------------------------------------------------
+    def autosave(self, *, force: bool = False) -> Path | None:
+        """Autosave the current work (``Autosaver.maybe_save``); never raises."""
+        if self.doc is None or not self.autosaver.enabled:
+            return None
+        try:
+            from restorelab.gui.session_io import collect_session
+
+            out = self.autosaver.maybe_save(collect_session(self), force=force)
+        except Exception as e:  # noqa: BLE001 - autosave must never disturb the user
+            self.statusBar().showMessage(f"autosave failed: {e}", 5000)
+            return None
+        if out is None and self.autosaver.last_error:
+            self.statusBar().showMessage(self.autosaver.last_error, 5000)
+        return out
+
+    def autosave_if_dirty(self) -> Path | None:
+        """The timer's tick: autosave when there are unsaved changes and no job runs."""
+        if self.doc is None or not self.doc.dirty:
+            return None
+        return self.autosave(force=True)
+
+    def offer_recovery(self) -> bool:
+        """After a crash (autosaves of a process that is gone): Restore or Discard them.
+
+        Restores the newest into this window; the others are discarded either way.
+        """
+        if self._recovery_checked or not self.autosaver.enabled:
+            return False
+        self._recovery_checked = True
+        found = self.autosaver.recover()
+        if not found:
+            return False
+        newest = found[0]
+        what = Path(newest.image_path).name if newest.image_path else "an untitled image"
+        when = f" (saved {newest.saved_at})" if newest.saved_at else ""
+        more = f"\n{len(found) - 1} older autosave(s) will be discarded." if len(found) > 1 else ""
+        restore = dialogs.restore_or_discard(
+            self,
+            "Recover unsaved work?",
+            f"restorelab did not close cleanly last time. Restore the autosaved work on {what}{when}?{more}",
+        )
+        ok = False
+        if restore:
+            ok = self.open_session(newest.path, recovered=True)
+            if ok:
+                self.autosave(force=True)  # kept under this run's name before the old one goes
+        if ok or not restore:
+            for rec in found:
+                self.autosaver.discard(rec)
+        return ok
 
     # ------------------------------------------------------------------ mask
     def mask_clear(self) -> None:
@@ -790,6 +971,11 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(True)
 
     def _job_progress(self, batch: list[Progress]) -> None:
+        for e in batch:
+            note = e.data.get(OOM_KEY) if isinstance(e.data, dict) else None
+            if note:
+                self._job_note = str(note)
+                self.statusBar().showMessage(self._job_note, 15000)
         ev = batch[-1]
         if ev.total:
             self.progress_bar.setRange(0, int(ev.total))
@@ -802,7 +988,12 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(False)
         self.job_label.setText("")
         msg = {"done": "finished", "cancelled": "cancelled — nothing changed", "failed": "failed"}[outcome]
-        self.statusBar().showMessage(f"{title}: {msg}", 5000)
+        if self._job_note:
+            msg += f" ({self._job_note})"
+            self._job_note = ""
+        self.statusBar().showMessage(f"{title}: {msg}", 15000 if "memory" in msg else 5000)
+        if outcome == "done":
+            self.autosave(force=True)
 
     def _denoiser(self, name: str, values: dict[str, Any], device: str) -> Any:
         from restorelab import denoise
@@ -822,7 +1013,25 @@ class MainWindow(QMainWindow):
         self.preview_runner.cancel()
 
         def factory() -> Any:
-            return self._denoiser(name, values, dev).job(y, sigma)
+            if dev == "cpu":
+                return self._denoiser(name, values, dev).job(y, sigma)
+            holder: dict[str, Any] = {}
+
+            def primary() -> Any:
+                holder["den"] = self._denoiser(name, values, dev)
+                return holder["den"].job(y, sigma)
+
+            def tiled() -> Any:
+                from restorelab.safety import tiled_apply
+
+                den = holder.get("den") or self._denoiser(name, values, dev)
+                return tiled_apply(lambda t: den(t, sigma), y)
+
+            def cpu() -> Any:
+                holder.clear()  # let the GPU model go before the CPU copy is built
+                return self._denoiser(name, values, "cpu").job(y, sigma)
+
+            return oom_fallback_job(primary, tiled=tiled, cpu=cpu)
 
         def done(out: Any) -> None:
             out = np.asarray(out, np.float32)
@@ -836,16 +1045,7 @@ class MainWindow(QMainWindow):
             if prev is not None and np.shape(prev)[:2] == y.shape[:2]:
                 self.canvas.show_preview(np.asarray(prev))
 
-        def on_error(msg: str, details: str, exc: BaseException) -> bool:
-            if is_cuda_oom(exc) and dev != "cpu":
-                dialogs.info(
-                    self, "GPU out of memory", "The GPU ran out of memory; running on the CPU instead."
-                )
-                QTimer.singleShot(0, lambda: self.run_denoise(device="cpu"))
-                return True
-            return False
-
-        return self.start_job(f"Denoise ({title})", factory, done, on_progress=progress, on_error=on_error)
+        return self.start_job(f"Denoise ({title})", factory, done, on_progress=progress)
 
     # live preview --------------------------------------------------------------
     def _view_moved(self) -> None:
@@ -952,6 +1152,7 @@ class MainWindow(QMainWindow):
             ev.ignore()
             return
         self.shutdown()
+        self.autosaver.clear()  # a clean exit: nothing to recover
         ev.accept()
 
     def shutdown(self) -> None:
@@ -960,6 +1161,7 @@ class MainWindow(QMainWindow):
         self.jobs.cancel()
         self.jobs.wait(5000)
         self.preview_runner.stop()
+        self.autosave_timer.stop()
         self.clone_tool.shutdown()
         self.multiscale_panel.shutdown()
 

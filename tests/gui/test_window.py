@@ -235,18 +235,6 @@ def test_live_preview_on_visible_crop(win: Any, qtbot: Any) -> None:
     np.testing.assert_array_equal(doc.image, before)
 
 
-def test_cuda_out_of_memory_falls_back_to_cpu(win: Any, qtbot: Any, dialog_log: Any) -> None:
-    doc = win.doc
-    before = doc.image.copy()
-    win.denoise_panel.select("_test_oom")
-    win.denoise_panel.live.setChecked(False)
-    assert win.run_denoise(device="cuda")
-    qtbot.waitUntil(lambda: doc.undo.count() == 1, timeout=20000)  # the CPU retry completed
-    assert any(k == "information" and "out of memory" in str(msg) for k, _t, msg in dialog_log)
-    np.testing.assert_allclose(doc.image, 0.5 * before, atol=1e-6)
-    assert doc.undo.count() == 1
-
-
 def test_drop_opens_and_recent_files(win: Any, tmp_path: Path, astronaut_small: np.ndarray) -> None:
     from PySide6.QtCore import QMimeData, QPoint, QUrl
     from PySide6.QtGui import QDropEvent

@@ -1,0 +1,268 @@
+"""Session files, autosave recovery and the CUDA out-of-memory fallback, through the window."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from restorelab import denoise
+from restorelab.denoise.base import Denoiser
+from restorelab.params import Param
+
+
+class FirstCallOOMDenoiser(Denoiser):
+    """Test double: ``torch.cuda.OutOfMemoryError`` on its first call, then x ← x·scale."""
+
+    name = "_test_oom_once"
+    title = "OOM once test denoiser"
+    params = (Param("scale", float, 0.25, lo=0.0, hi=1.0, help="factor"),)
+    calls: list[str] = []
+
+    def _denoise(self, x: np.ndarray, sigma: float, p: Any) -> np.ndarray:
+        type(self).calls.append(str(self.device))
+        if len(type(self).calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB (simulated)")
+        return (p["scale"] * x).astype(np.float32)
+
+
+def _edit(win: Any) -> None:
+    """Some work: a mask, a denoise result in the history, a chosen method and parameters."""
+    doc = win.doc
+    m = np.zeros(doc.mask.shape, np.uint8)
+    m[10:30, 40:70] = 255
+    m[50:52, 5:9] = 128
+    doc.apply_mask(m, "paint")
+    doc.apply_image(np.clip(doc.image * 0.8 + 0.05, 0, 1), "an edit")
+    doc.meta["clones"] = [{"offset": [3, -4], "mode": "mixed", "solver": "cg", "source": "small.png",
+                           "mask": m[:40, :40] > 0}]
+    doc.meta["last_denoise"] = {"method": "_test_fast", "sigma": 0.1, "params": {"gamma": 1.5}}
+    win.denoise_panel.select("_test_fast")
+    win.denoise_panel.sigma.setValue(37.0)
+    win.denoise_panel.form.set_values({"gamma": 3.25})
+    win.denoise_panel.in_mask.setChecked(True)
+
+
+def test_session_save_and_reopen(win: Any, tmp_path: Path, dialog_log: Any) -> None:
+    _edit(win)
+    doc = win.doc
+    image, mask = doc.image.copy(), doc.mask.copy()
+    p = tmp_path / "work.rlsession"
+    assert win.save_session_to(p)
+    assert p.is_file() and len(list(tmp_path.glob("work.rlsession.*.npz"))) == 1
+    # change everything, then reopen
+    win.denoise_panel.select("_test_slow")
+    win.denoise_panel.sigma.setValue(5.0)
+    win.denoise_panel.in_mask.setChecked(False)
+    doc.undo.setClean()
+    assert win.open_session(p)
+    new = win.doc
+    assert new is not doc
+    np.testing.assert_array_equal(new.image, image)
+    np.testing.assert_array_equal(new.mask, mask)
+    assert win.denoise_panel.method_name() == "_test_fast"
+    assert abs(win.denoise_panel.sigma.value() - 37.0) < 1e-6
+    assert abs(win.denoise_panel.values()["gamma"] - 3.25) < 1e-6
+    assert win.denoise_panel.in_mask.isChecked()
+    c = new.meta["clones"][0]
+    assert c["offset"] == [3, -4] and c["mode"] == "mixed" and c["solver"] == "cg"
+    np.testing.assert_array_equal(c["mask"], mask[:40, :40] > 0)
+    assert new.meta["last_denoise"]["params"] == {"gamma": 1.5}
+    assert not new.dirty and not any(k == "box" for k, *_ in dialog_log)
+    # the canvas shows the session's pixels
+    assert win.canvas.image is new.image
+
+
+def test_session_keeps_sampler_result(win: Any, tmp_path: Path) -> None:
+    from restorelab.prior.sampler import SampleResult
+
+    rng = np.random.default_rng(0)
+    samples = [rng.random((8, 8), dtype=np.float32) for _ in range(3)]
+    res = SampleResult(samples=samples, mean=np.mean(samples, 0), std=np.std(samples, 0, ddof=1),
+                       log=[(1, 0.9, 0.01), (2, 0.5, 0.02)], sigma_log=np.zeros((2, 3)), iterations=2,
+                       converged=True, message="", params={"seed": 7})
+    win.doc.meta["last_sampler_result"] = res
+    win.doc.meta["last_sampler"] = {"task": "sample", "denoiser": "tv", "params": {"seed": 7}}
+    p = tmp_path / "s.rlsession"
+    assert win.save_session_to(p)
+    assert win.open_session(p)
+    r = win.doc.meta["last_sampler_result"]
+    np.testing.assert_array_equal(r.samples, np.stack(samples))
+    np.testing.assert_array_equal(r.std, res.std)
+    assert r.sigma_log == [0.9, 0.5] and r.h_log == [0.01, 0.02] and r.seed == 7
+
+
+@pytest.mark.parametrize("damage", ["json", "newer", "sidecar"])
+def test_damaged_session_gives_error_dialog(win: Any, tmp_path: Path, dialog_log: Any, damage: str) -> None:
+    _edit(win)
+    p = tmp_path / "bad.rlsession"
+    assert win.save_session_to(p)
+    if damage == "json":
+        p.write_text(p.read_text()[:-40])
+    elif damage == "newer":
+        doc = json.loads(p.read_text())
+        doc["version"] = 99
+        p.write_text(json.dumps(doc))
+    else:
+        side = next(tmp_path.glob("bad.rlsession.*.npz"))
+        b = bytearray(side.read_bytes())
+        b[len(b) // 2] ^= 0xFF
+        side.write_bytes(bytes(b))
+    doc = win.doc
+    image, mask = doc.image.copy(), doc.mask.copy()
+    doc.undo.setClean()
+    dialog_log.clear()
+    assert not win.open_session(p)
+    boxes = [x for x in dialog_log if x[0] == "box"]
+    assert len(boxes) == 1 and boxes[0][1] == "Cannot open the session"
+    expect = {"json": "damaged", "newer": "newer", "sidecar": "corrupt"}[damage]
+    assert expect in boxes[0][2]
+    assert win.doc is doc
+    np.testing.assert_array_equal(doc.image, image)
+    np.testing.assert_array_equal(doc.mask, mask)
+
+
+def test_autosave_recovery_after_crash(
+    qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dialog_log: Any, sample_png: str
+) -> None:
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QMessageBox
+
+    from restorelab.gui.main_window import MainWindow
+    from restorelab.gui.session_io import collect_session
+    from restorelab.session import save_session
+
+    monkeypatch.delenv("RESTORELAB_NO_AUTOSAVE", raising=False)
+    auto = tmp_path / "autosave"
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+
+    # a first run edits, autosaves (after a job / on the timer), then "crashes"
+    w1 = MainWindow(settings, autosave_dir=auto)
+    qtbot.addWidget(w1)
+    w1._recovery_checked = True
+    w1._late_init()
+    assert w1.open_path(sample_png)
+    _edit(w1)
+    assert w1.autosave_if_dirty() is not None
+    edited, mask = w1.doc.image.copy(), w1.doc.mask.copy()
+    # the crashed process's file: same content, named after a pid that no longer runs
+    dead = auto / f"autosave-999999999-{w1.doc.meta['session_id']}.rlsession"
+    save_session(dead, collect_session(w1))
+    w1.autosaver.clear()  # w1's own file goes (it is alive); the dead one stays
+    w1.doc.undo.setClean()
+    w1.shutdown()
+    assert dead.is_file()
+
+    # the next start offers recovery; the user picks Restore
+    def answer_restore(box: QMessageBox) -> int:
+        dialog_log.append(("box", box.windowTitle(), box.text(), ""))
+        return int(QMessageBox.StandardButton.Yes.value)
+
+    monkeypatch.setattr(QMessageBox, "exec", answer_restore)
+    w2 = MainWindow(settings, autosave_dir=auto)
+    qtbot.addWidget(w2)
+    w2._late_init()
+    assert w2.offer_recovery()
+    assert any(t == "Recover unsaved work?" for _k, t, *_ in dialog_log)
+    np.testing.assert_array_equal(w2.doc.image, edited)
+    np.testing.assert_array_equal(w2.doc.mask, mask)
+    assert w2.doc.dirty  # recovered work is not saved anywhere yet
+    assert not dead.exists()  # taken over by this run's autosave
+    assert len(list(auto.glob("autosave-*.rlsession"))) == 1
+    assert not w2.offer_recovery()  # offered once
+    # a clean exit clears the autosave
+    w2.doc.undo.setClean()
+    w2.close()
+    assert list(auto.glob("autosave-*")) == []
+
+
+def test_autosave_discard_and_disabled(
+    qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dialog_log: Any, sample_png: str
+) -> None:
+    from PySide6.QtCore import QSettings
+
+    from restorelab.gui.main_window import MainWindow
+    from restorelab.session import Session, save_session
+
+    auto = tmp_path / "autosave"
+    auto.mkdir()
+    dead = auto / "autosave-999999998-abc.rlsession"
+    save_session(dead, Session(image=np.zeros((4, 4), np.float32)))
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    # RESTORELAB_NO_AUTOSAVE=1 (the test default): nothing is offered, nothing is written
+    w = MainWindow(settings, autosave_dir=auto)
+    qtbot.addWidget(w)
+    assert not w.autosaver.enabled and not w.offer_recovery()
+    assert w.open_path(sample_png) and w.autosave(force=True) is None
+    w.shutdown()
+    # enabled: dialog_log's exec answers neither Restore → Discard; the file goes
+    monkeypatch.delenv("RESTORELAB_NO_AUTOSAVE", raising=False)
+    w = MainWindow(settings, autosave_dir=auto)
+    qtbot.addWidget(w)
+    assert not w.offer_recovery()
+    assert any(k == "box" and t == "Recover unsaved work?" for k, t, *_ in dialog_log)
+    assert not dead.exists()
+    w.shutdown()
+
+
+def test_cuda_oom_falls_back_with_status_message(
+    win: Any, qtbot: Any, dialog_log: Any, monkeypatch: pytest.MonkeyPatch, wait_idle: Any
+) -> None:
+    monkeypatch.setitem(denoise._REGISTRY, FirstCallOOMDenoiser.name, FirstCallOOMDenoiser)
+    monkeypatch.setattr(FirstCallOOMDenoiser, "calls", [])
+    win.denoise_panel.refresh_methods()
+    win.denoise_panel.select("_test_oom_once")
+    win.denoise_panel.live.setChecked(False)
+    doc = win.doc
+    before = doc.image.copy()
+    messages: list[str] = []
+    monkeypatch.setattr(win.statusBar(), "showMessage", lambda m, *a: messages.append(m))
+    assert win.run_denoise(device="cuda")
+    wait_idle(win)
+    assert doc.undo.count() == 1
+    np.testing.assert_allclose(doc.image, 0.25 * before, atol=1e-6)
+    # the first call ran out of memory, the tiled retry (same device) succeeded
+    assert FirstCallOOMDenoiser.calls == ["cuda", "cuda"]
+    assert any("out of memory" in m and "retrying in tiles" in m for m in messages)
+    assert any(m.startswith("Denoise") and "out of memory" in m for m in messages)  # kept in the final note
+    assert not [x for x in dialog_log if x[0] in ("box", "information")]
+
+
+def test_cuda_oom_everywhere_but_cpu(win: Any, qtbot: Any, dialog_log: Any, wait_idle: Any,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The conftest's denoiser runs out of memory on any GPU (also tiled): the CPU run finishes."""
+    doc = win.doc
+    before = doc.image.copy()
+    win.denoise_panel.select("_test_oom")
+    win.denoise_panel.live.setChecked(False)
+    messages: list[str] = []
+    monkeypatch.setattr(win.statusBar(), "showMessage", lambda m, *a: messages.append(m))
+    assert win.run_denoise(device="cuda")
+    wait_idle(win)
+    assert doc.undo.count() == 1
+    np.testing.assert_allclose(doc.image, 0.5 * before, atol=1e-6)
+    assert any("retrying in tiles" in m for m in messages)
+    assert any("retrying on the CPU" in m for m in messages)
+    assert not [x for x in dialog_log if x[0] in ("box", "information")]
+
+
+def test_session_shortcuts(win: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """File > Save Session… (Ctrl+Shift+S) and Open Session… (Ctrl+Shift+O) through their keys."""
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QFileDialog
+
+    p = tmp_path / "keys.rlsession"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(p), "")))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(p), "")))
+    win.doc.apply_mask(np.full(win.doc.mask.shape, 255, np.uint8), "all")
+    QTest.keySequence(win, "Ctrl+Shift+S")
+    assert p.is_file() and win.session_path == p
+    win.doc.undo.setClean()
+    old = win.doc
+    QTest.keySequence(win, "Ctrl+Shift+O")
+    assert win.doc is not old and int(win.doc.mask.min()) == 255
+    assert "Save Sess&ion…" in [a.text() for a in win.menuBar().actions()[0].menu().actions()]
