@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.npy);;All files (*)"
 SESSION_FILTER = "restorelab sessions (*.rlsession);;All files (*)"
 MAX_RECENT = 8
 AUTOSAVE_INTERVAL_S = 180.0
+#: autosaves of larger working images are written by a background thread
+AUTOSAVE_BACKGROUND_BYTES = 32 << 20
 
 
 def default_autosave_dir() -> Path:
@@ -104,6 +107,7 @@ class MainWindow(QMainWindow):
             Path(autosave_dir) if autosave_dir is not None else default_autosave_dir(), autosave_interval_s
         )
         self._recovery_checked = False
+        self._autosave_thread: threading.Thread | None = None
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(int(max(1.0, autosave_interval_s) * 1000))
         self.autosave_timer.timeout.connect(self.autosave_if_dirty)
@@ -535,6 +539,7 @@ class MainWindow(QMainWindow):
         self.doc = doc
         if old is not None:
             self.undo_group.removeStack(old.undo)
+            self.wait_autosave()
             self.autosaver.clear()  # the previous work was saved or let go by the user
             self.session_path = None
         self.undo_group.addStack(doc.undo)
@@ -756,10 +761,14 @@ class MainWindow(QMainWindow):
             dialogs.error(self, "Cannot open the session", f"Could not open {p.name}:\n{e}",
                           traceback.format_exc())
             return False
-        from restorelab.gui.session_io import apply_panels
+        from restorelab.gui.session_io import apply_panels, show_sampler_result
 
         self.set_document(doc)
         notes = list(s.warnings) + apply_panels(self, s)
+        try:
+            show_sampler_result(self, doc)
+        except Exception as e:  # noqa: BLE001 - the document is open; the plot is a bonus
+            notes.append(f"the sampler result could not be shown ({e})")
         self.canvas.show_preview(None)
         if recovered:
             doc.undo.resetClean()  # recovered work is not saved anywhere yet
@@ -774,20 +783,43 @@ class MainWindow(QMainWindow):
         return True
 
     # autosave ---------------------------------------------------------------------
-    def autosave(self, *, force: bool = False) -> Path | None:
-        """Autosave the current work (``Autosaver.maybe_save``); never raises."""
+    def autosave(self, *, force: bool = False, background: bool | None = None) -> Path | None:
+        """Autosave the current work (``Autosaver.maybe_save``); never raises.
+
+        The session is gathered (copied) on the GUI thread; a large one (over
+        ``AUTOSAVE_BACKGROUND_BYTES``, or ``background=True``) is written by a background
+        thread, one at a time, and None is returned.
+        """
         if self.doc is None or not self.autosaver.enabled:
             return None
+        if self._autosave_thread is not None and self._autosave_thread.is_alive():
+            return None  # the previous autosave is still being written
         try:
             from restorelab.gui.session_io import collect_session
 
-            out = self.autosaver.maybe_save(collect_session(self), force=force)
+            session = collect_session(self)
+            if background is None:
+                background = session.image is not None and session.image.nbytes > AUTOSAVE_BACKGROUND_BYTES
+            if background:
+                t = threading.Thread(target=self.autosaver.maybe_save, args=(session,),
+                                     kwargs={"force": force}, name="restorelab-autosave", daemon=True)
+                self._autosave_thread = t
+                t.start()
+                return None
+            out = self.autosaver.maybe_save(session, force=force)
         except Exception as e:  # noqa: BLE001 - autosave must never disturb the user
             self.statusBar().showMessage(f"autosave failed: {e}", 5000)
             return None
         if out is None and self.autosaver.last_error:
             self.statusBar().showMessage(self.autosaver.last_error, 5000)
         return out
+
+    def wait_autosave(self, timeout: float = 60.0) -> None:
+        """Join a background autosave (before clearing the autosaves or quitting)."""
+        t = self._autosave_thread
+        if t is not None:
+            t.join(timeout)
+            self._autosave_thread = None
 
     def autosave_if_dirty(self) -> Path | None:
         """The timer's tick: autosave when there are unsaved changes and no job runs."""
@@ -1162,6 +1194,7 @@ class MainWindow(QMainWindow):
         self.jobs.wait(5000)
         self.preview_runner.stop()
         self.autosave_timer.stop()
+        self.wait_autosave()
         self.clone_tool.shutdown()
         self.multiscale_panel.shutdown()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,23 @@ def session_id(doc: Document) -> str:
     return sid
 
 
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def _image_sha(p: Path) -> str | None:
+    """SHA-256 of the image file, cached on (path, size, mtime) — autosaves call this often."""
+    try:
+        st = p.stat()
+        key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+        if key not in _SHA_CACHE:
+            if len(_SHA_CACHE) > 64:
+                _SHA_CACHE.clear()
+            _SHA_CACHE[key] = file_sha256(p)
+        return _SHA_CACHE[key]
+    except OSError:
+        return None
+
+
 def _sampler_result(res: Any, info: dict[str, Any]) -> SamplerResult | None:
     """The core sampler's ``SampleResult`` (or a session ``SamplerResult``) as session data."""
     if res is None:
@@ -49,7 +67,7 @@ def _sampler_result(res: Any, info: dict[str, Any]) -> SamplerResult | None:
     stack = None
     if samples is not None and len(samples):
         stack = np.stack([np.asarray(s, np.float32) for s in samples])
-    log = list(getattr(res, "log", []) or [])
+    log = [r for r in list(getattr(res, "log", []) or []) if np.isfinite(r[1]) and np.isfinite(r[2])]
     params = dict(getattr(res, "params", {}) or info.get("params", {}) or {})
     params = {k: v for k, v in params.items() if isinstance(v, (bool, int, float, str)) or v is None}
     seed = params.get("seed")
@@ -58,8 +76,8 @@ def _sampler_result(res: Any, info: dict[str, Any]) -> SamplerResult | None:
         samples=stack,
         mean=None if getattr(res, "mean", None) is None else np.asarray(res.mean, np.float32),
         std=None if getattr(res, "std", None) is None else np.asarray(res.std, np.float32),
-        sigma_log=[float(r[1]) for r in log if np.isfinite(r[1])],
-        h_log=[float(r[2]) for r in log if np.isfinite(r[2])],
+        sigma_log=[float(r[1]) for r in log],
+        h_log=[float(r[2]) for r in log],
         params={**params, "denoiser": info.get("denoiser"), "origin": info.get("origin")},
         seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
     )
@@ -86,10 +104,7 @@ def collect_session(win: Any) -> Session:
     if doc.path is not None:
         p = Path(doc.path)
         image_path = str(p.resolve()) if p.exists() else str(p)
-        try:
-            sha = file_sha256(p)
-        except OSError:
-            sha = None
+        sha = _image_sha(p)
     s = Session(image_path=image_path, image_sha256=sha, image=doc.image.copy(), session_id=session_id(doc))
     s.masks.append(MaskLayer(PAINT_MASK, doc.mask.copy(), visible=bool(win.a_show_mask.isChecked())))
     for c in doc.meta.get("clones", []):
@@ -240,3 +255,41 @@ def apply_panels(win: Any, s: Session) -> list[str]:
     if isinstance(s.extra.get("live"), bool):
         panel.live.setChecked(s.extra["live"])
     return notes
+
+
+def show_sampler_result(win: Any, doc: Document) -> bool:
+    """Put a restored sampler result back in the sampler view: the σ_t / h_t curves, the
+    samples, their mean and the uncertainty map (no trajectory frames: they are not saved)."""
+    r = doc.meta.get("last_sampler_result")
+    info = dict(doc.meta.get("last_sampler", {}) or {})
+    if not isinstance(r, SamplerResult) or r.mean is None or r.std is None:
+        return False
+    sv = win.sampler_view
+    n = min(len(r.sigma_log), len(r.h_log)) if r.h_log else len(r.sigma_log)
+    sv.t[:] = [float(t) for t in range(1, n + 1)]
+    sv.sig[:] = [max(float(v), 1e-12) for v in r.sigma_log[:n]]
+    sv.h[:] = [max(float(v), 1e-12) for v in r.h_log[:n]] if r.h_log else [float("nan")] * n
+    if sv.t:
+        sv.sigma_curve.setData(sv.t, sv.sig)
+        if r.h_log:
+            sv.h_curve.setData(sv.t, sv.h)
+        sv._grow_ranges()  # noqa: SLF001 - the view's own range logic
+    origin = info.get("origin")
+    if isinstance(origin, list) and len(origin) == 2 and all(isinstance(v, int) for v in origin):
+        sv._origin, sv._crop_shape = (origin[0], origin[1]), tuple(r.mean.shape)  # noqa: SLF001
+    else:
+        sv._origin, sv._crop_shape = (0, 0), None  # noqa: SLF001
+    win.meta_pending = {"task": info.get("task", r.method), "denoiser": info.get("denoiser"),
+                        "params": dict(info.get("params", {}) or {})}
+    samples = [] if r.samples is None else [np.asarray(x) for x in r.samples]
+    log = [(t + 1, r.sigma_log[t], r.h_log[t]) for t in range(n)] if r.h_log else []
+    params = dict(win.meta_pending["params"])
+    if r.seed is not None:
+        params["seed"] = r.seed
+    view = SimpleNamespace(
+        samples=samples, mean=r.mean, std=r.std, frames=[], iterations=n, seconds=0.0,
+        message="(restored from the session)", log=log, params=params,
+    )
+    sv._done(view)  # noqa: SLF001 - the same display as after a run
+    doc.meta["last_sampler_result"] = r  # keep the session's own record
+    return True

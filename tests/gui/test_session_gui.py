@@ -94,6 +94,18 @@ def test_session_keeps_sampler_result(win: Any, tmp_path: Path) -> None:
     np.testing.assert_array_equal(r.samples, np.stack(samples))
     np.testing.assert_array_equal(r.std, res.std)
     assert r.sigma_log == [0.9, 0.5] and r.h_log == [0.01, 0.02] and r.seed == 7
+    # the sampler view shows it again: σ_t curve, samples, mean and uncertainty map
+    sv = win.sampler_view
+    x, y = sv.sigma_curve.getData()
+    assert list(x) == [1.0, 2.0]
+    np.testing.assert_allclose(10 ** np.asarray(y), [0.9, 0.5])  # the plot is log-scaled
+    assert sv.show_what.count() == 5
+    sv.show_what.setCurrentIndex(4)
+    np.testing.assert_allclose(sv.shown_image(), res.std / res.std.max(), rtol=1e-6)
+    # saving again keeps it
+    p2 = tmp_path / "s2.rlsession"
+    assert win.save_session_to(p2) and win.open_session(p2)
+    assert win.doc.meta["last_sampler_result"].sigma_log == [0.9, 0.5]
 
 
 @pytest.mark.parametrize("damage", ["json", "newer", "sidecar"])
@@ -174,6 +186,14 @@ def test_autosave_recovery_after_crash(
     assert not dead.exists()  # taken over by this run's autosave
     assert len(list(auto.glob("autosave-*.rlsession"))) == 1
     assert not w2.offer_recovery()  # offered once
+    # a large working image is written by a background thread (the GUI thread only copies)
+    assert w2.autosave(force=True, background=True) is None
+    w2.wait_autosave()
+    files = list(auto.glob("autosave-*.rlsession"))
+    assert len(files) == 1
+    from restorelab.session import load_session
+
+    np.testing.assert_array_equal(load_session(files[0]).image, edited)
     # a clean exit clears the autosave
     w2.doc.undo.setClean()
     w2.close()
