@@ -88,6 +88,7 @@ def self_test_run(image: str | None = None) -> int:
     settings = QSettings(
         os.path.join(os.environ.get("TMPDIR", "/tmp"), "restorelab-selftest.ini"), QSettings.Format.IniFormat
     )
+    os.environ["RESTORELAB_NO_AUTOSAVE"] = "1"  # headless: no recovery question, no autosave files
     win = MainWindow(settings)
     failures = 0
 

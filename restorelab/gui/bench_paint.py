@@ -31,6 +31,7 @@ def run(
 
     app = create_app([sys.argv[0]])
     tmp = os.path.join(os.environ.get("TMPDIR", "/tmp"), "restorelab-bench.ini")
+    os.environ["RESTORELAB_NO_AUTOSAVE"] = "1"  # headless: no recovery question, no autosave files
     win = MainWindow(QSettings(tmp, QSettings.Format.IniFormat))
     win.resize(1600, 1000)
     win.show()

@@ -33,6 +33,7 @@ def measure(seconds: float = 4.0, denoiser: str | None = None, size: int = 32) -
 
     dialogs.error = _error  # a headless run must not wait on a modal box
     tmp = os.path.join(os.environ.get("TMPDIR", "/tmp"), "restorelab-bench.ini")
+    os.environ["RESTORELAB_NO_AUTOSAVE"] = "1"  # headless: no recovery question, no autosave files
     win = MainWindow(QSettings(tmp, QSettings.Format.IniFormat))
     win.show()
     win._late_init()  # noqa: SLF001

@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = os.path.join(os.environ.get("TMPDIR", "/tmp"), "restorelab-shots.ini")
     if os.path.exists(tmp):
         os.remove(tmp)
+    os.environ["RESTORELAB_NO_AUTOSAVE"] = "1"  # headless: no recovery question, no autosave files
     win = MainWindow(QSettings(tmp, QSettings.Format.IniFormat))
     win.resize(1600, 1000)
     win.show()
