@@ -22,7 +22,7 @@ from superqt import QLabeledDoubleSlider
 
 from restorelab.gui import compat
 from restorelab.gui.panels.params_panel import Debouncer, ParamForm
-from restorelab.gui.worker import LatestRunner
+from restorelab.gui.worker import LatestRunner, oom_fallback_job
 
 if TYPE_CHECKING:
     from restorelab.gui.main_window import MainWindow
@@ -92,10 +92,15 @@ class MultiscalePanel(QWidget):
         x = doc.image.copy()
         values, dev = self.form.values(), self.win.device_pref
 
-        def factory() -> Any:
+        def make(d: str) -> Any:
             from restorelab import denoise
 
-            return fn(x, denoise.get(name, device=dev), **values)
+            return fn(x, denoise.get(name, device=d), **values)
+
+        def factory() -> Any:
+            if dev == "cpu":
+                return make("cpu")
+            return oom_fallback_job(lambda: make(dev), cpu=lambda: make("cpu"))
 
         return self.win.start_job("Multiscale decomposition", factory, self.show_decomposition)
 

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from restorelab.gui import compat
 from restorelab.gui.panels.params_panel import ParamForm
+from restorelab.gui.worker import OOM_KEY, oom_fallback_job
 from restorelab.jobs import Progress
 
 if TYPE_CHECKING:
@@ -251,9 +252,9 @@ class SamplerView(QWidget):
             self._origin = (0, 0)
             self._crop_shape = None
 
-            def factory() -> Any:
+            def make(d: str) -> Any:
                 return job_fn(
-                    win._denoiser(den_name, {}, dev), shape=(n, n), channels=channels, device=dev, **values
+                    win._denoiser(den_name, {}, d), shape=(n, n), channels=channels, device=d, **values
                 )
         else:
             if win.doc is None:
@@ -275,9 +276,15 @@ class SamplerView(QWidget):
             tvals = {k: v for k, v in values.items() if k not in sampler_keys}
             mask = mask.copy()
 
-            def factory() -> Any:
+            def make(d: str) -> Any:
                 op = ops.make(task, crop.shape[:2], mask=mask if task == "inpaint" else None, **tvals)
-                return job_fn(win._denoiser(den_name, {}, dev), op, crop, device=dev, **svals)
+                return job_fn(win._denoiser(den_name, {}, d), op, crop, device=d, **svals)
+
+        def factory() -> Any:
+            if dev == "cpu":
+                return make("cpu")
+            # CUDA out of memory: start again on the CPU (a sampler run cannot be tiled)
+            return oom_fallback_job(lambda: make(dev), cpu=lambda: make("cpu"))
 
         self.t.clear()
         self.sig.clear()
@@ -300,6 +307,10 @@ class SamplerView(QWidget):
     def _progress(self, batch: list[Progress]) -> None:
         preview = None
         for ev in batch:
+            if (ev.data or {}).get(OOM_KEY):  # the run starts again on the CPU: a new curve
+                self.t.clear()
+                self.sig.clear()
+                self.h.clear()
             if ev.sigma is not None and not (ev.data or {}).get("done"):
                 self.t.append(float(ev.step))
                 self.sig.append(max(float(ev.sigma), 1e-12))
