@@ -150,7 +150,10 @@ def run_bench(args: argparse.Namespace) -> int:
                 f"{int(sum(d['conv']))}/{len(d['conv'])}"]
         rows.append(row)
     table = markdown_table(header, rows)
-    argv = sys.argv[1:]
+    argv = list(sys.argv[1:])
+    if "--note" in argv:  # the note is printed under the table, not in the command
+        i = argv.index("--note")
+        argv[i : i + 2] = ["--note", "'...'"]
     cmd = "restorelab " + " ".join(argv) if "bench" in argv else "restorelab bench inverse"
     model = args.model or "default"
     text = (
