@@ -289,7 +289,8 @@ def _run(
         x = x.clamp(0.0, 1.0)
     consistency = None
     if op is not None:
-        consistency = float((op.Mt(x) - x_c).abs().max())
+        diff = op.Mt(x) - x_c
+        consistency = float(diff.abs().max()) if diff.numel() else 0.0  # no measurements: nothing to match
     mean = x.mean(dim=0)
     std = x.std(dim=0, correction=1) if x.shape[0] > 1 else torch.zeros_like(mean)
     sig_log = np.array(sig_rows) if sig_rows else np.zeros((0, shape[0]))

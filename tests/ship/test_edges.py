@@ -166,8 +166,6 @@ def test_whole_image_clone_mask_keeps_source_gradients(camera_small):
     assert np.ptp(out - src) < 1e-4  # nothing of dst is left to match: the source up to a constant
 
 
-@pytest.mark.xfail(raises=RuntimeError, strict=False,
-                   reason="prior: a whole-image inpainting mask raises a torch RuntimeError (reported)")
 def test_whole_image_inpainting_mask_is_pure_sampling():
     ops = pytest.importorskip("restorelab.prior.operators", reason="restorelab.prior has not landed")
     from restorelab.jobs import run_job
