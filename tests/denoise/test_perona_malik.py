@@ -15,15 +15,6 @@ from restorelab.denoise.perona_malik import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny test images: one thread (a spinning second thread only slows a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def noisy(x: np.ndarray, s: float, seed: int = 0) -> np.ndarray:
     return (x + np.random.default_rng(seed).normal(0, s / 255, x.shape)).astype(np.float32)
 

@@ -12,13 +12,6 @@ from restorelab.jobs import Progress
 SIGMA = 25 / 255
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Many small torch ops: on a shared, oversubscribed CPU, OpenMP threads only wait on each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _noisy(x: np.ndarray, seed: int = 1) -> np.ndarray:

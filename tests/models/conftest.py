@@ -9,15 +9,6 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread in these tests: the shared 2-core machine is oversubscribed."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _write_images(d: Path, n: int = 6, size: int = 32, channels: int = 1) -> Path:
     from PIL import Image
 
