@@ -69,6 +69,9 @@ class DenoisePanel(QWidget):
         self.live.toggled.connect(lambda _: self._debounce.poke())
         self.refresh_methods()
 
+    #: default method order when the user has chosen none yet
+    PREFERRED = ("bfcnn", "nlm")
+
     def refresh_methods(self) -> None:
         """Fill the chooser from ``restorelab.denoise.names()`` (disabled when empty)."""
         names = compat.denoiser_names()
@@ -89,10 +92,13 @@ class DenoisePanel(QWidget):
             w.setToolTip(
                 w.toolTip() if ok else compat.why("restorelab.denoise") + " (no denoiser registered yet)"
             )
-        if current:
-            i = self.method.findData(current)
+        # keep the user's choice; else start on the best default: the learned blind model,
+        # then non-local means (the best classical method of BENCHMARKS.md)
+        for name in (current, *self.PREFERRED):
+            i = self.method.findData(name) if name else -1
             if i >= 0:
                 self.method.setCurrentIndex(i)
+                break
         self._method_changed()
 
     def method_name(self) -> str | None:
