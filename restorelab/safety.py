@@ -64,7 +64,7 @@ def cleanup_stale_temps(path: str | os.PathLike, *, family: bool = False) -> int
     for e in entries:
         rest = e.name.split(_TMP_TAG, 1)[-1]
         pid_s = rest.split("-", 1)[0]
-        if pid_s.isdigit() and int(pid_s) != os.getpid() and _pid_alive(int(pid_s)):
+        if pid_s.isdigit() and int(pid_s) != os.getpid() and pid_alive(int(pid_s)):
             continue
         if pid_s.isdigit() and int(pid_s) == os.getpid():
             continue  # maybe a concurrent write of ours
@@ -78,7 +78,8 @@ def glob_escape(name: str) -> str:
     return glob.escape(name)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (signal 0)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from restorelab.safety import atomic_write, check_free_space, cleanup_stale_temps
+from restorelab.safety import atomic_write, check_free_space, cleanup_stale_temps, pid_alive
 
 __all__ = [
     "FORMAT",
@@ -676,7 +676,7 @@ class Autosaver:
         for f in self.directory.glob(f"autosave-*{SUFFIX}"):
             parts = f.name[len("autosave-"):].split("-", 1)
             pid = int(parts[0]) if parts[0].isdigit() else None
-            if pid is not None and (pid == os.getpid() or _alive(pid)):
+            if pid is not None and (pid == os.getpid() or pid_alive(pid)):
                 continue
             try:
                 doc = json.loads(f.read_text(encoding="utf-8"))
@@ -711,11 +711,3 @@ def _remove_session_files(p: Path) -> None:
     cleanup_stale_temps(p, family=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
