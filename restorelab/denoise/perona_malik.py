@@ -44,7 +44,7 @@ from restorelab.denoise import register
 from restorelab.denoise._torchutil import as_sigma_tensor, threads_for, to_numpy, to_tensor, workspace
 from restorelab.denoise.base import Denoiser
 from restorelab.device import resolve_device
-from restorelab.jobs import Progress
+from restorelab.jobs import Progress, run_job
 from restorelab.params import Param
 
 __all__ = [
@@ -205,11 +205,7 @@ def perona_malik(
     gen = perona_malik_iterations(u0, k, iterations, dt=dt, conductance=conductance, presmooth=presmooth,
                                   every=max(1, iterations))
     with threads_for(u0):
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value
+        return run_job(gen)
 
 
 @register

@@ -63,7 +63,7 @@ from restorelab.denoise._torchutil import (
 )
 from restorelab.denoise.base import Denoiser
 from restorelab.device import resolve_device
-from restorelab.jobs import Progress
+from restorelab.jobs import Progress, run_job
 from restorelab.params import Param
 
 __all__ = ["TVDenoiser", "tv_denoise", "tv_iterations", "tv_energy", "default_lambda", "default_huber"]
@@ -326,11 +326,7 @@ def tv_denoise(
                         noise_sigma=noise_sigma, accelerate=accelerate, first_check=first_check,
                         check_every=check_every)
     with threads_for(y):
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value
+        return run_job(gen)
 
 
 @register
