@@ -282,8 +282,8 @@ def run_benchmark(
         f"Command: `restorelab bench poisson --sizes {size_arg} --repeat {repeat} --drag {drag}`  ",
         f"Machine: {machine_line()}  ",
         "Times are wall-clock minima over the repeats (the CG and LU rows: one run), measured in one "
-        "process on a shared, loaded machine; errors are in 8-bit levels inside the placed mask "
-        "against the exact solve: the "
+        "process (wall-clock, so other load on the machine shows); errors are in 8-bit levels "
+        "inside the placed mask against the exact solve: the "
         "sparse LU up to 300 k unknowns; above, where the LU takes minutes, the refined capacitance "
         "solve (its row says `reference`, with its relative residual max|Ax−b|/max|b| in the sparse "
         "system, computed from the float32 output); the CG and LU rows are skipped there for time.",
