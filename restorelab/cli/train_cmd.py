@@ -74,6 +74,12 @@ def register(sub: Any, bench_sub: Any) -> None:
         default=None,
         help="time budget: the cosine schedule ends at the earlier of --steps and this (not reproducible)",
     )
+    p.add_argument(
+        "--sampler",
+        choices=("auto", "numpy", "torch"),
+        default="auto",
+        help="cut patches on the host (numpy) or on the device (torch; the default on CUDA)",
+    )
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", required=True, help="weights file to write (.safetensors)")
     p.set_defaults(func=_train)
@@ -134,6 +140,7 @@ def _train(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
         threads=args.threads,
         max_minutes=args.max_minutes,
+        sampler=args.sampler,
         command="restorelab train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         if len(sys.argv) > 1 and sys.argv[1] == "train"
         else "",

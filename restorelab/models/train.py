@@ -71,6 +71,9 @@ class TrainConfig:
     recal_batches: int = 50
     #: time budget: the cosine schedule follows max(step/steps, time/budget) and stops at either
     max_minutes: float | None = None
+    #: where patches are cut: "numpy" (host, the CPU default), "torch" (on the device, the
+    #: CUDA default: no host round trip per step), or "auto"
+    sampler: str = "auto"
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -161,6 +164,71 @@ class PatchSampler:
         return out
 
 
+class TorchPatchSampler:
+    """Random patches cut on the device (CUDA): all images live there as one padded uint8 stack.
+
+    The same distribution as :class:`PatchSampler` (a uniform image, a uniform position, one
+    of the 8 dihedral transforms), drawn from a torch generator on the device, so a GPU never
+    waits for a Python loop over patches. A patch is a gather ``stack[k, rows, cols]`` whose
+    row/column index vectors are flipped and swapped to apply the transform.
+    """
+
+    def __init__(
+        self, images: list[np.ndarray], patch: int, augment: bool, device: torch.device, seed: int
+    ) -> None:
+        imgs = [im for im in images if im.shape[1] >= patch and im.shape[2] >= patch]
+        if not imgs:
+            raise ValueError(f"no training image is at least {patch}x{patch}; use a smaller --patch")
+        c = imgs[0].shape[0]
+        hmax = max(im.shape[1] for im in imgs)
+        wmax = max(im.shape[2] for im in imgs)
+        is_u8 = all(im.dtype == np.uint8 for im in imgs)
+        stack = np.zeros((len(imgs), hmax, wmax, c), np.uint8 if is_u8 else np.float32)
+        for k, im in enumerate(imgs):
+            stack[k, : im.shape[1], : im.shape[2]] = (
+                im.transpose(1, 2, 0) if is_u8 else _as_float(im).transpose(1, 2, 0)
+            )
+        self.stack = torch.from_numpy(stack).to(device)
+        self.scale = 255.0 if is_u8 else 1.0
+        self.hs = torch.tensor([im.shape[1] for im in imgs], device=device)
+        self.ws = torch.tensor([im.shape[2] for im in imgs], device=device)
+        self.patch, self.augment, self.device = patch, augment, device
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+        self.ar = torch.arange(patch, device=device)
+
+    def batch_tensor(self, n: int) -> torch.Tensor:
+        """(n, C, p, p) float32 patches on the device."""
+        p, g, dev = self.patch, self.gen, self.device
+        k = torch.randint(len(self.hs), (n,), generator=g, device=dev)
+        u = torch.rand(n, 2, generator=g, device=dev)
+        i = (u[:, 0] * (self.hs[k] - p + 1)).long()
+        j = (u[:, 1] * (self.ws[k] - p + 1)).long()
+        ar = self.ar.expand(n, p)
+        if self.augment:
+            t = torch.randint(8, (n, 3), generator=g, device=dev) % 2
+            fr, fc, tr = t[:, :1].bool(), t[:, 1:2].bool(), t[:, 2].bool().view(n, 1, 1)
+            r = torch.where(fr, p - 1 - ar, ar) + i[:, None]
+            cc = torch.where(fc, p - 1 - ar, ar) + j[:, None]
+            rows = torch.where(tr, r[:, None, :], r[:, :, None])
+            cols = torch.where(tr, cc[:, :, None], cc[:, None, :])
+        else:
+            rows = (ar + i[:, None])[:, :, None]
+            cols = (ar + j[:, None])[:, None, :]
+        x = self.stack[k[:, None, None], rows, cols]  # (n, p, p, C)
+        return x.permute(0, 3, 1, 2).float().div_(self.scale).contiguous()
+
+    def batch(self, n: int) -> np.ndarray:
+        return self.batch_tensor(n).cpu().numpy()
+
+    @property
+    def rng(self) -> torch.Generator:
+        return self.gen
+
+    @rng.setter
+    def rng(self, gen: Any) -> None:
+        self.gen = gen
+
+
 def _center_crop(a: np.ndarray, size: int, multiple: int) -> np.ndarray:
     h, w = a.shape[1:]
     ch = min(h, size) // multiple * multiple or h
@@ -203,10 +271,35 @@ def validate(
 
 
 # ------------------------------------------------------------------------------ training
+def noisy_batch(
+    sampler: PatchSampler | TorchPatchSampler, cfg: TrainConfig, gen: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training batch y = x + σn with σ ~ U[σ_min, σ_max]/255 per patch; returns (y, σn) on ``device``.
+
+    The numpy sampler draws σ and n from the CPU generator ``gen``; the device sampler draws
+    everything from its own device generator (no host round trip).
+    """
+    lo, span = cfg.sigma_min / 255, (cfg.sigma_max - cfg.sigma_min) / 255
+    if isinstance(sampler, TorchPatchSampler):
+        x = sampler.batch_tensor(cfg.batch)
+        sig = lo + torch.rand(cfg.batch, generator=sampler.gen, device=x.device) * span
+        noise = torch.randn(x.shape, generator=sampler.gen, device=x.device).mul_(sig.view(-1, 1, 1, 1))
+        y = x.add_(noise)
+    else:
+        x = torch.from_numpy(sampler.batch(cfg.batch))
+        sig = lo + torch.rand(cfg.batch, generator=gen) * span
+        noise_c = torch.randn(x.shape, generator=gen) * sig.view(-1, 1, 1, 1)
+        y = (x + noise_c).to(device, non_blocking=True)
+        noise = noise_c.to(device, non_blocking=True)
+    if device.type == "cuda":
+        y = y.contiguous(memory_format=torch.channels_last)
+    return y, noise
+
+
 @torch.no_grad()
 def recalibrate(
     model: torch.nn.Module,
-    sampler: PatchSampler,
+    sampler: PatchSampler | TorchPatchSampler,
     cfg: TrainConfig,
     batches: int,
     seed: int,
@@ -222,7 +315,10 @@ def recalibrate(
     if not bns or batches <= 0:
         return
     saved_rng = sampler.rng
-    sampler.rng = np.random.default_rng(seed)
+    if isinstance(sampler, TorchPatchSampler):
+        sampler.rng = torch.Generator(device=sampler.device).manual_seed(seed)
+    else:
+        sampler.rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
     sums = [torch.zeros_like(b.running_sd) for b in bns]
 
@@ -239,11 +335,9 @@ def recalibrate(
     model.train()
     try:
         for _ in range(batches):
-            x = torch.from_numpy(sampler.batch(cfg.batch))
-            lo, hi = cfg.sigma_min / 255, cfg.sigma_max / 255
-            sig = lo + torch.rand(cfg.batch, generator=g) * (hi - lo)
-            y = x + torch.randn(x.shape, generator=g) * sig.view(-1, 1, 1, 1)
-            model(y.to(device))
+            y, _n = noisy_batch(sampler, cfg, g, device)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                model(y)
     finally:
         for h in handles:
             h.remove()
@@ -275,6 +369,7 @@ def _save_ckpt(
     best_step: int,
     cfg: TrainConfig,
     elapsed: float = 0.0,
+    dev_rng: torch.Tensor | None = None,
 ) -> None:
     state = {
         "model": model.state_dict(),
@@ -285,6 +380,7 @@ def _save_ckpt(
         "best": best,
         "best_step": best_step,
         "elapsed": elapsed,
+        **({"dev_rng": dev_rng} if dev_rng is not None else {}),
         "config": json.dumps({k: v for k, v in asdict(cfg).items() if k != "extra"}),
         "model_config": json.dumps(model.config()),  # type: ignore[operator]
     }
@@ -351,7 +447,7 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=device.type == "cuda" or None)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     n_per_epoch = max(1, sum((im.shape[1] // cfg.patch) * (im.shape[2] // cfg.patch) for im in train_imgs))
@@ -360,6 +456,7 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
         total = max(1, int(round(cfg.epochs * n_per_epoch / cfg.batch)))
     step, best, best_step = 0, -math.inf, 0
     elapsed0 = 0.0
+    dev_rng_state: torch.Tensor | None = None
     run = _run_dir(cfg)
     run.mkdir(parents=True, exist_ok=True)
     if cfg.resume:
@@ -373,7 +470,17 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
         rng.bit_generator.state = json.loads(ck["np_rng"])
         gen.set_state(ck["torch_rng"])
         elapsed0 = float(ck.get("elapsed", 0.0))
-    sampler = PatchSampler(train_imgs, cfg.patch, augment, rng)
+        dev_rng_state = ck.get("dev_rng")
+    kind = cfg.sampler if cfg.sampler != "auto" else ("torch" if device.type == "cuda" else "numpy")
+    if kind not in ("numpy", "torch"):
+        raise ValueError(f"sampler must be auto, numpy or torch, not {cfg.sampler!r}")
+    sampler: PatchSampler | TorchPatchSampler
+    if kind == "torch":
+        sampler = TorchPatchSampler(train_imgs, cfg.patch, augment, device, cfg.seed)
+        if dev_rng_state is not None:
+            sampler.gen.set_state(dev_rng_state)
+    else:
+        sampler = PatchSampler(train_imgs, cfg.patch, augment, rng)
     model.train()
     use_amp = device.type == "cuda"
     log_path = run / "log.csv"
@@ -395,7 +502,8 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
         "command": cfg.command,
     }
     t0 = time.perf_counter()
-    t_last, n_last, loss_acc, loss_n = t0, 0, 0.0, 0
+    t_last, n_last, loss_n = t0, 0, 0
+    loss_acc: torch.Tensor | float = 0.0
     summary: dict[str, Any] = {"run_dir": str(run), "total_steps": total, "start_step": step}
     last_val: dict[float, float] = {}
     stopped_early = False
@@ -406,15 +514,7 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
             lr = _lr_at(step, cfg, total, time_frac)
             for gp in opt.param_groups:
                 gp["lr"] = lr
-            x = torch.from_numpy(sampler.batch(cfg.batch))
-            sig = cfg.sigma_min / 255 + torch.rand(cfg.batch, generator=gen) * (
-                (cfg.sigma_max - cfg.sigma_min) / 255
-            )
-            noise = torch.randn(x.shape, generator=gen) * sig.view(-1, 1, 1, 1)
-            y = (x + noise).to(device, non_blocking=True)
-            noise = noise.to(device, non_blocking=True)
-            if device.type == "cuda":
-                y = y.contiguous(memory_format=torch.channels_last)
+            y, noise = noisy_batch(sampler, cfg, gen, device)
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
                 pred = model(y)
             loss = F.mse_loss(pred.float(), noise)
@@ -422,13 +522,14 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
             loss.backward()
             opt.step()
             step += 1
-            loss_acc += float(loss.detach())
+            loss_acc = loss_acc + loss.detach()  # stays on the device: no sync per step
             loss_n += 1
             n_last += cfg.batch
             done = step >= total
             if cfg.max_minutes is not None and elapsed0 + time.perf_counter() - t0 > 60 * cfg.max_minutes:
                 done, stopped_early = True, True
             if step % cfg.val_every == 0 or done:
+                loss_acc = float(loss_acc)
                 now = time.perf_counter()
                 pps = n_last / max(1e-9, now - t_last)
                 if cfg.recal_batches > 0:
@@ -466,6 +567,7 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
                     best_step,
                     cfg,
                     elapsed0 + time.perf_counter() - t0,
+                    sampler.gen.get_state() if isinstance(sampler, TorchPatchSampler) else None,
                 )
                 yield Progress(
                     step,
@@ -476,10 +578,9 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
                 loss_acc, loss_n, t_last, n_last = 0.0, 0, time.perf_counter(), 0
                 if done:
                     break
-            elif step % 10 == 0:
-                yield Progress(
-                    step, total, message=f"loss {loss_acc / loss_n:.3e}", data={"loss": loss_acc / loss_n}
-                )
+            elif step % (100 if device.type == "cuda" else 10) == 0:
+                cur = float(loss_acc) / loss_n
+                yield Progress(step, total, message=f"loss {cur:.3e}", data={"loss": cur})
     finally:
         logf.close()
     best_file = run / "best.safetensors"

@@ -189,3 +189,78 @@ def test_recalibrate_sets_mean_batch_sd_and_leaves_training_rng(image_dir: Path,
         h = net.layers[1].conv(net.layers[0](y))
     expect = torch.sqrt(h.var(dim=(0, 2, 3), unbiased=False) + bn.eps)
     torch.testing.assert_close(bn.running_sd, expect, rtol=1e-5, atol=1e-6)
+
+
+def _dihedral(x):
+    out = []
+    for t in range(8):
+        y = torch.rot90(x, t % 4, dims=(-2, -1))
+        out.append(torch.flip(y, dims=(-1,)) if t >= 4 else y)
+    return out
+
+
+def test_device_sampler_cuts_true_dihedral_crops_of_the_images(image_dir: Path) -> None:
+    """Every patch of the torch sampler is one of the 8 flips/rotations of a crop of some image."""
+    import numpy as np
+
+    from restorelab.models.train import TorchPatchSampler, load_image_set
+
+    imgs = load_image_set([str(image_dir)], 1)
+    imgs.append(np.ascontiguousarray(imgs[0][:, :20, :]))  # a smaller image: padding must never leak in
+    s = TorchPatchSampler(imgs, 8, True, torch.device("cpu"), seed=3)
+    x = s.batch_tensor(64)
+    assert x.shape == (64, 1, 8, 8) and x.dtype == torch.float32
+    full = [torch.tensor(im).float() / 255 for im in imgs]
+    seen = set()
+    for patch in x:
+        found = False
+        for im in full:
+            h, w = im.shape[1:]
+            for i in range(h - 7):
+                for j in range(w - 7):
+                    crop = im[:, i : i + 8, j : j + 8]
+                    for t, d in enumerate(_dihedral(crop)):
+                        if torch.equal(d, patch):
+                            found = True
+                            seen.add(t)
+                            break
+                    if found:
+                        break
+                if found:
+                    break
+            if found:
+                break
+        assert found
+    assert len(seen) >= 6  # the transforms are all drawn (64 draws of 8: missing > 2 is ~impossible)
+    again = TorchPatchSampler(imgs, 8, True, torch.device("cpu"), seed=3).batch_tensor(64)
+    assert torch.equal(again, x)
+
+
+def test_resume_with_the_device_sampler_matches_an_uninterrupted_run(image_dir: Path, tmp_path: Path) -> None:
+    full = tmp_path / "full.safetensors"
+    run_job(train_job(_cfg(image_dir, full, steps=6, val_every=3, sampler="torch")))
+    part = tmp_path / "part.safetensors"
+    job = train_job(_cfg(image_dir, part, steps=6, val_every=3, sampler="torch"))
+    for ev in job:
+        if ev.step == 3 and "val" in ev.data:
+            break
+    job.close()
+    ck = tmp_path / "part_run" / "last.ckpt"
+    assert "dev_rng" in torch.load(ck, weights_only=True)
+    run_job(
+        train_job(
+            _cfg(
+                image_dir,
+                tmp_path / "r.safetensors",
+                steps=6,
+                val_every=3,
+                sampler="torch",
+                resume=str(ck),
+                run_dir=str(tmp_path / "resumed_run"),
+            )
+        )
+    )
+    a = torch.load(tmp_path / "full_run" / "last.ckpt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "resumed_run" / "last.ckpt", weights_only=True)["model"]
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
