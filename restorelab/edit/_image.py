@@ -11,15 +11,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["to_float", "from_float", "as_mask", "split_alpha", "merge_alpha"]
+__all__ = ["check_image", "to_float", "from_float", "as_mask", "split_alpha", "merge_alpha"]
 
 
-def to_float(img: Any, name: str = "image") -> tuple[np.ndarray, np.dtype]:
-    """Convert ``img`` to float32 in [0, 1]: uint8 → x/255, uint16 → x/65535, float as is.
-
-    Returns ``(image, original_dtype)``; the input is never modified (a new array is returned).
-    Raises ``TypeError`` for other dtypes and ``ValueError`` for bad shapes or non-finite values.
-    """
+def check_image(img: Any, name: str = "image") -> np.ndarray:
+    """``img`` as an ndarray after the type and shape checks of :func:`to_float` (no copy, no
+    conversion, no scan of the values). Raises ``TypeError`` / ``ValueError``."""
     if not isinstance(img, np.ndarray):
         if isinstance(img, (list, tuple)):
             img = np.asarray(img)
@@ -30,16 +27,40 @@ def to_float(img: Any, name: str = "image") -> tuple[np.ndarray, np.dtype]:
         raise ValueError(f"{name} must have shape (H, W) or (H, W, C) with C in 1..4, got {img.shape}")
     if img.shape[0] < 1 or img.shape[1] < 1:
         raise ValueError(f"{name} is empty (shape {img.shape})")
+    if dt not in (np.uint8, np.uint16) and not np.issubdtype(dt, np.floating):
+        raise TypeError(f"{name} has unsupported dtype {dt}; use uint8, uint16 or float")
+    return img
+
+
+def _float_copy_checked(img: np.ndarray, name: str) -> np.ndarray:
+    """A float32 copy of a float array, checked for NaN/inf by one dot product (Σx² is NaN or
+    inf if any element is; a huge finite value may overflow it, then the exact check runs):
+    a read of the copy instead of an ``isfinite`` scan that writes a boolean image."""
+    from restorelab.edit.solvers import _one_blas_thread
+
+    out = np.array(img, dtype=np.float32, copy=True)
+    flat = out.reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"), _one_blas_thread():
+        ok = bool(np.isfinite(np.dot(flat, flat)))
+    if not ok and not np.isfinite(flat).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return out
+
+
+def to_float(img: Any, name: str = "image") -> tuple[np.ndarray, np.dtype]:
+    """Convert ``img`` to float32 in [0, 1]: uint8 → x/255, uint16 → x/65535, float as is.
+
+    Returns ``(image, original_dtype)``; the input is never modified (a new array is returned).
+    Raises ``TypeError`` for other dtypes and ``ValueError`` for bad shapes or non-finite values.
+    """
+    img = check_image(img, name)
+    dt = img.dtype
     if dt == np.uint8:
         out = img.astype(np.float32) / np.float32(255)
     elif dt == np.uint16:
         out = img.astype(np.float32) / np.float32(65535)
-    elif np.issubdtype(dt, np.floating):
-        out = np.array(img, dtype=np.float32, copy=True)
-        if not np.isfinite(out).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
     else:
-        raise TypeError(f"{name} has unsupported dtype {dt}; use uint8, uint16 or float")
+        out = _float_copy_checked(img, name)
     if out.ndim == 3 and out.shape[2] == 1:
         out = out[:, :, 0]
     return out, dt

@@ -9,11 +9,12 @@ boundary; pixels outside Ω are returned unchanged, bit for bit.
 
 from __future__ import annotations
 
+from concurrent import futures
 from typing import Any
 
 import numpy as np
 
-from restorelab.edit._image import as_mask, merge_alpha, split_alpha, to_float
+from restorelab.edit._image import as_mask, check_image, merge_alpha, split_alpha, to_float
 from restorelab.edit.guidance import CLONE_MODES, clone_guidance
 from restorelab.edit.solvers import (
     CAPACITANCE_MAX_CHARGES,
@@ -51,27 +52,31 @@ class CloneSession:
     thread.
     """
 
-    def __init__(self, src: Any, mask: Any, mode: str = "import", solver: str = "auto") -> None:
+    def __init__(self, src: Any, mask: Any, mode: str = "import", solver: str = "auto",
+                 _oneshot: bool = False) -> None:
         if mode not in CLONE_MODES:
             raise ValueError(f"unknown clone mode {mode!r}; use one of {', '.join(CLONE_MODES)}")
         if solver not in SOLVERS:
             raise ValueError(f"unknown solver {solver!r}; use one of {', '.join(SOLVERS)}")
-        s, _ = to_float(src, "src")
-        s, _alpha = split_alpha(s)
-        self.src = s[:, :, None] if s.ndim == 2 else s  # float32, a private copy
-        self.mask = as_mask(mask, self.src.shape[:2])
+        raw = check_image(src, "src")
+        self.src: np.ndarray | None = None
+        self._raw: np.ndarray | None = None
+        if _oneshot:
+            # one placement (seamless_clone): convert and check only the source pixels it reads
+            self._raw = raw
+        else:
+            self.src = self._convert_src(raw)  # float32, a private copy
+        self.mask = as_mask(mask, raw.shape[:2])
         self.mode = mode
         self.solver = solver
         rows = np.flatnonzero(self.mask.any(axis=1))
         cols = np.flatnonzero(self.mask.any(axis=0))
         self._bbox = (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
         self._cache = ProblemCache(4)
-        self._oneshot = False
+        self._oneshot = _oneshot
+        self._dst_seen: tuple | None = None
         self._g_key: tuple | None = None
         self._g: np.ndarray | None = None
-        self._gg_prob: MaskedPoisson | None = None
-        self._gg_key: tuple | None = None
-        self._gg: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
 
     # -- geometry --------------------------------------------------------------------------------
     def _placement(self, offset: Any, dst_shape: tuple[int, ...]) -> tuple[tuple[slice, slice], np.ndarray]:
@@ -104,10 +109,18 @@ class CloneSession:
 
     def _src_crop(self, ys: slice, xs: slice, offset: tuple[int, int], channels: int) -> np.ndarray:
         dy, dx = offset
-        hs, ws = self.src.shape[:2]
-        ry = np.clip(np.arange(ys.start, ys.stop) - dy, 0, hs - 1)
-        rx = np.clip(np.arange(xs.start, xs.stop) - dx, 0, ws - 1)
-        g = self.src[ry[:, None], rx[None, :]]
+        base = self.src if self.src is not None else self._raw
+        assert base is not None
+        hs, ws = base.shape[:2]
+        y0, y1, x0, x1 = ys.start - dy, ys.stop - dy, xs.start - dx, xs.stop - dx
+        if 0 <= y0 and y1 <= hs and 0 <= x0 and x1 <= ws:
+            g = base[y0:y1, x0:x1]  # a view: only read
+        else:
+            ry = np.clip(np.arange(ys.start, ys.stop) - dy, 0, hs - 1)
+            rx = np.clip(np.arange(xs.start, xs.stop) - dx, 0, ws - 1)
+            g = base[ry[:, None], rx[None, :]]
+        if self.src is None:
+            g = self._convert_src(g)
         if g.shape[2] != channels:
             if g.shape[2] == 1:
                 g = np.repeat(g, channels, axis=2)
@@ -118,30 +131,67 @@ class CloneSession:
                 )
         return g
 
+    @staticmethod
+    def _convert_src(a: np.ndarray) -> np.ndarray:
+        s, _ = to_float(a, "src")
+        s, _alpha = split_alpha(s)
+        return s[:, :, None] if s.ndim == 2 else s
+
+    def _dst_float(self, dst: Any) -> np.ndarray:
+        """``dst`` as a new float32 array. A float32 destination seen (and checked for NaN/inf)
+        by an earlier placement of this session — the same buffer, as in a drag — is only
+        copied: the placement checks the pixels it reads (the crop) itself."""
+        d = check_image(dst, "dst")
+        key = (d.__array_interface__["data"][0], d.shape, d.strides, d.dtype.str)
+        if d.dtype == np.float32 and key == self._dst_seen:
+            out = np.array(d, copy=True)
+            return out[:, :, 0] if out.ndim == 3 and out.shape[2] == 1 else out
+        out, _ = to_float(d, "dst")
+        self._dst_seen = key
+        return out
+
+    @staticmethod
+    def _dst_crop(d: np.ndarray, ys: slice, xs: slice) -> np.ndarray:
+        """The destination's colour channels over the crop, float32 (h, w, C), checked."""
+        c, _ = to_float(d[ys, xs], "dst")
+        c, _alpha = split_alpha(c)
+        return c[:, :, None] if c.ndim == 2 else c
+
     # -- solve -----------------------------------------------------------------------------------
     def place(self, dst: Any, offset: Any = (0, 0)) -> np.ndarray:
         """The seamless clone of the prepared source into ``dst`` at ``offset`` = (dy, dx):
         a new float32 image of ``dst``'s shape (alpha, if any, copied from ``dst``)."""
-        d, _ = to_float(dst, "dst")
-        color, alpha = split_alpha(d)
-        gray = color.ndim == 2
-        t = color[:, :, None] if gray else color
         off = _offset(offset)
-        (ys, xs), mask_c = self._placement(off, t.shape)
-        out = t  # already a private copy (to_float copies)
+        d = check_image(dst, "dst")
+        (ys, xs), mask_c = self._placement(off, d.shape)
+        # the new full-size image (dst converted and copied) is made in a worker thread while
+        # this one solves on the crop: a drag costs max(copy, solve), not their sum
+        fut = _copier().submit(self._dst_float, d)
+        try:
+            dc = self._dst_crop(d, ys, xs)
+            x = None
+            if self.mode != "paste":
+                prob = self._cache.get(mask_c)
+                if not (prob.singular and mask_c.shape == d.shape[:2]):
+                    x = self._solve(prob, dc, ys, xs, off)
+        except BaseException:
+            futures.wait([fut])
+            raise
+        color, alpha = split_alpha(fut.result())
+        gray = color.ndim == 2
+        out = color[:, :, None] if gray else color
         if self.mode == "paste":
-            g = self._src_crop(ys, xs, off, t.shape[2])
+            g = self._src_crop(ys, xs, off, out.shape[2])
             out[ys, xs][mask_c] = g[mask_c]
+        elif x is None:
+            # no Dirichlet boundary: the whole destination is replaced; keep its mean
+            g = self._src_crop(ys, xs, off, out.shape[2])
+            div = divergence(*clone_guidance(g, dc.astype(np.float64), self.mode))
+            out = solve_neumann_dct(div, channel_mean(dc))
+        elif x.ndim == 3:  # a dense crop (valid on the mask only)
+            np.copyto(out[ys, xs], x, where=mask_c[:, :, None])
         else:
-            dc = t[ys, xs]
-            prob = self._cache.get(mask_c)
-            if prob.singular and mask_c.shape == t.shape[:2]:
-                # no Dirichlet boundary: the whole destination is replaced; keep its mean
-                g = self._src_crop(ys, xs, off, t.shape[2])
-                div = divergence(*clone_guidance(g, dc.astype(np.float64), self.mode))
-                out = solve_neumann_dct(div, channel_mean(dc))
-            else:
-                out[ys, xs][mask_c] = self._solve(prob, dc, ys, xs, off)
+            out[ys, xs][mask_c] = x
         if gray:
             out = out[:, :, 0]
         return merge_alpha(out, alpha)
@@ -171,16 +221,14 @@ class CloneSession:
                 solver = "direct" if prob.n <= 300_000 else "cg"
         g = self._source(ys, xs, off, dc.shape[2])
         if self.mode in ("import", "replace") and solver == "capacitance":
-            # f = g + h, h harmonic with h = f* − g on ∂Ω; g on Ω and ∂Ω is cached
+            # f = g + h, h harmonic with h = f* − g on ∂Ω
             prob.reuse = not self._oneshot
             cap = prob.capacitance
             gy, gx = cap.gamma
-            if self._gg_prob is not prob or self._gg_key != self._g_key:
-                self._gg = (g.reshape(-1, g.shape[2])[prob.flat], g[gy, gx])
-                self._gg_prob, self._gg_key = prob, self._g_key
-            g_omega, g_gamma = self._gg
             # a drag skips the refinement step: the charges stay within ~1e-5 (tests/edit)
-            return g_omega + cap.harmonic(dc[gy, gx] - g_gamma, refine=self._oneshot)
+            field = cap.harmonic_crop(dc[gy, gx] - g[gy, gx], refine=self._oneshot)
+            field += g
+            return field
         prob.reuse = not self._oneshot
         if self.mode in ("import", "replace"):
             return prob.solve_potential(dc, g, solver)
@@ -188,6 +236,18 @@ class CloneSession:
             return prob.solve_potential(dc, 0.5 * (g + dc), solver)
         div = divergence(*clone_guidance(g, dc.astype(np.float64), self.mode))
         return prob.solve_div(dc, div, solver, refine=self._oneshot)
+
+
+_COPIER: futures.ThreadPoolExecutor | None = None
+
+
+def _copier() -> futures.ThreadPoolExecutor:
+    """One worker thread that makes the output copies of the destination (numpy releases the
+    GIL while copying)."""
+    global _COPIER
+    if _COPIER is None:
+        _COPIER = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="restorelab-clone-copy")
+    return _COPIER
 
 
 def prepare(src: Any, mask: Any, mode: str = "import", solver: str = "auto") -> CloneSession:
@@ -214,6 +274,6 @@ def seamless_clone(
     :mod:`restorelab.edit.solvers`; all are exact to far below 0.5/255).
     Returns a new float32 image with ``dst``'s shape; inputs are not modified.
     """
-    sess = CloneSession(src, mask, mode=mode, solver=solver)
-    sess._oneshot = True  # "auto": MaskedPoisson.choose decides; the refinement step is kept
+    # one-shot: "auto" lets MaskedPoisson.choose decide, the refinement step is kept
+    sess = CloneSession(src, mask, mode=mode, solver=solver, _oneshot=True)
     return sess.place(dst, offset)

@@ -54,6 +54,8 @@ import scipy.fft as sfft
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
+from restorelab.edit._hodlr import HODLR
+
 __all__ = [
     "SOLVERS",
     "CAPACITANCE_MAX_CHARGES",
@@ -74,9 +76,14 @@ CAPACITANCE_MAX_CHARGES = 12_000
 #: above this many charges the capacitance system is solved by block-Jacobi CG (dense K
 #: products, a few dozen iterations) instead of a dense Cholesky factorisation (m³/3 flops)
 CAPACITANCE_DENSE_MAX = 5_000
-_BLOCK = 256
-_KCG_TOL = 1e-7
-_KCG_MAXITER = 300
+#: up to this many charges a one-shot solve factorises K densely (Cholesky, m³/3 flops); above,
+#: CG preconditioned by a HODLR approximate inverse (O(m² k)) is faster
+HODLR_MIN_CHARGES = 1_000
+_HODLR_LEAF = 256
+_KROWS = 256
+_HODLR_RANK = 32
+_KCG_TOL = 1e-6
+_KCG_MAXITER = 60
 _WORKERS = 2
 _CG_TOL = 1e-5
 _CG_MAXITER = 400
@@ -427,6 +434,8 @@ class _Capacitance:
         nb[:, 1:] |= m[:, :-1]
         nb[:, :-1] |= m[:, 1:]
         gy, gx = np.nonzero(nb & ~m)
+        order = np.argsort(_morton(gy, gx), kind="stable")  # spatially coherent (HODLR blocks)
+        gy, gx = gy[order], gx[order]
         self.gamma = (gy, gx)  # crop coordinates of the Dirichlet boundary
         gys, gxs, pys, pxs = [], [], [], []
         for cond, (yy, xx), (dy, dx) in (
@@ -464,7 +473,17 @@ class _Capacitance:
         g2 = np.tile(g, (2, 2)).ravel()
         base = self.H * 2 * self.W + self.W
         code = ty * (2 * self.W) + tx
-        K = g2.take(np.subtract.outer(code, code) + base)
+        mm = int(code.size)
+        if self.ng:
+            K = g2.take(np.subtract.outer(code, code) + base)
+        else:
+            # K is symmetric: gather its upper triangle by blocks of rows and mirror each block
+            # (the gather is the cost: half as many random reads)
+            K = np.empty((mm, mm), dtype=np.float32)
+            for i in range(0, mm, _KROWS):
+                j = min(i + _KROWS, mm)
+                K[i:j, i:] = g2.take(np.subtract.outer(code[i:j], code[i:]) + base)
+                K[j:, i:j] = K[i:j, j:].T
         if self.ng:
             self.py = np.concatenate(pys) + self.oy
             self.px = np.concatenate(pxs) + self.ox
@@ -473,31 +492,23 @@ class _Capacitance:
         self._K = K
         self._e = np.zeros(K.shape[0], dtype=np.float32)
         self._e[: self.nd] = 1.0
+        self._chol = None
+        self._lu = None
+        self._hodlr: HODLR | None = None
+        self._z1: np.ndarray | None = None
+        self._s1 = 0.0
         with _one_blas_thread():
             if self.ng:
-                mm = K.shape[0]
                 M = np.zeros((mm + 1, mm + 1), dtype=np.float32)
                 M[:mm, :mm] = K
                 M[:mm, mm] = self._e
                 M[mm, :mm] = 1.0
                 self._lu = sl.lu_factor(M, check_finite=False)
-                self._chol = None
-            elif K.shape[0] > CAPACITANCE_DENSE_MAX and not dense:
-                # large m: block-Jacobi CG on K instead of an O(m³) factorisation
-                self._chol = None
-                self._lu = None
-                order = np.argsort(_morton(ty, tx), kind="stable")
-                self._blocks = [order[i : i + _BLOCK] for i in range(0, order.size, _BLOCK)]
-                self._bfac = [sl.cho_factor(K[np.ix_(b, b)].astype(np.float64), check_finite=False)
-                              for b in self._blocks]
-                self._z1 = None  # K⁻¹1, computed with the first right-hand sides
-                self._s1 = 0.0
-            else:
+            elif mm <= HODLR_MIN_CHARGES or (dense and mm <= CAPACITANCE_DENSE_MAX):
                 self._chol = sl.cho_factor(K, lower=False, check_finite=False)
-                self._z1 = sl.cho_solve(self._chol, np.ones(K.shape[0], np.float32), check_finite=False)
-                self._z1 = self._z1.astype(np.float64)
-                self._s1 = float(self._z1.sum())
-                self._lu = None
+            else:
+                # CG on K preconditioned by a HODLR approximate inverse: O(m² k) instead of m³/3
+                self._hodlr = HODLR(K, 0, mm, _HODLR_LEAF, _HODLR_RANK, np.random.default_rng(0))
         self.m = int(K.shape[0])
         self.flat = np.flatnonzero(m)
         self.my, self.mx = np.divmod(self.flat, w)
@@ -529,7 +540,6 @@ class _Capacitance:
         ``part`` = U₀ on the mask, on the charges and on the ghosts' partners (``None``: zero).
         ``refine``: one step of iterative refinement (float32 factors → ~1e-10; without it
         the charges are good to ~1e-5 relative, far below 0.5/255 in the result)."""
-        ty, tx = self.ty, self.tx
         u0_omega, u0_charges, u0_partners = part
         r = np.zeros((self.m, data.shape[1]))
         r[: self.nd] = data
@@ -537,23 +547,45 @@ class _Capacitance:
             r[: self.nd] -= u0_charges[: self.nd]
             if self.ng:
                 r[self.nd :] = u0_partners - u0_charges[self.nd :]
-        s = -np.asarray(src_sum, dtype=np.float64)
+        sigma, c = self._charges(r, -np.asarray(src_sum, dtype=np.float64), refine)
+        conv = self._potential(sigma).reshape(self.H * self.W, -1).take(self.omega_t, axis=0)
+        conv = conv.astype(np.float64)
+        if u0_omega is not None:
+            conv += u0_omega
+        conv += c[None, :]
+        return conv
+
+    def _charges(self, r: np.ndarray, s: np.ndarray, refine: bool) -> tuple[np.ndarray, np.ndarray]:
+        """σ and c from the bordered system, with one refinement step when asked (and when
+        the factors are dense: the CG path is already solved to :data:`_KCG_TOL`)."""
         with _one_blas_thread():
             sigma, c = self._bordered(r, s)
             if refine and (self._chol is not None or self._lu is not None):
-                ks = (self._K @ sigma.astype(np.float32)).astype(np.float64)
+                ks = self._kmul(sigma)
                 res_r = r - ks - self._e[:, None] * c[None, :]
                 res_s = s - sigma.sum(axis=0)
                 d_sigma, d_c = self._bordered(res_r, res_s)
                 sigma += d_sigma
                 c += d_c
-        q = np.zeros((self.H, self.W, r.shape[1]), dtype=_CHARGE_DTYPE)
-        q[ty, tx] = sigma  # the charge positions are distinct
-        conv = self.convolve(q).reshape(self.H * self.W, -1).take(self.omega_t, axis=0).astype(np.float64)
-        if u0_omega is not None:
-            conv += u0_omega
-        conv += c[None, :]
-        return conv
+        return sigma, c
+
+    def _potential(self, sigma: np.ndarray) -> np.ndarray:
+        """G_T σ on the torus (H, W, C), float32."""
+        q = np.zeros((self.H, self.W, sigma.shape[1]), dtype=_CHARGE_DTYPE)
+        q[self.ty, self.tx] = sigma  # the charge positions are distinct
+        return self.convolve(q)
+
+    def harmonic_crop(self, data: np.ndarray, refine: bool = True) -> np.ndarray:
+        """:meth:`harmonic` as a dense float32 (h, w, C) array over the crop (the values off
+        the mask are meaningless): no gather of the mask pixels, for callers that blend the
+        result in with ``np.copyto(..., where=mask)``."""
+        r = np.zeros((self.m, data.shape[1]))
+        r[: self.nd] = data
+        sigma, c = self._charges(r, np.zeros(data.shape[1]), refine)
+        h, w = self.shape
+        u = self._potential(sigma)[self.oy : self.oy + h, self.ox : self.ox + w]
+        u += c.astype(np.float32)
+        return u
 
     def _bordered(self, r: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Solve [K e; 1ᵀ 0] [σ; c] = [r; s] with the float32 factors (float64 out)."""
@@ -574,7 +606,14 @@ class _Capacitance:
             else:
                 zr = self._kinv(r / scale) * scale
         else:
-            zr = sl.cho_solve(self._chol, r32, check_finite=False).astype(np.float64) * scale
+            if self._z1 is None:  # K⁻¹1 with the first right-hand sides, one triangular solve
+                both = sl.cho_solve(self._chol, np.hstack([np.ones((r.shape[0], 1), np.float32), r32]),
+                                    check_finite=False).astype(np.float64)
+                self._z1 = both[:, 0].copy()
+                self._s1 = float(self._z1.sum())
+                zr = both[:, 1:] * scale
+            else:
+                zr = sl.cho_solve(self._chol, r32, check_finite=False).astype(np.float64) * scale
         c = (zr.sum(axis=0) - s) / self._s1
         return zr - self._z1[:, None] * c[None, :], c
 
@@ -583,35 +622,38 @@ class _Capacitance:
         (nd, C) on Γ (free at the image border): one FFT solve."""
         return self.finish((None, None, None), np.zeros(data.shape[1]), data, refine=refine)
 
+    def _kmul(self, x: np.ndarray) -> np.ndarray:
+        """K x (float32 product, float64 out)."""
+        return (self._K @ x.astype(np.float32)).astype(np.float64)
+
     def _kinv(self, r: np.ndarray) -> np.ndarray:
-        """K⁻¹ r (m, C) by CG preconditioned with Cholesky blocks of spatially close charges
-        (Morton order), each iteration one dense matrix product."""
+        """K⁻¹ r (m, C) by CG preconditioned with the HODLR approximate inverse, each iteration
+        one dense product with K; stopped when every column's residual is below
+        :data:`_KCG_TOL` of its right-hand side (max norm). Falls back to a dense Cholesky
+        factorisation if CG stalls (never seen)."""
         import scipy.linalg as sl
 
-        def prec(v: np.ndarray) -> np.ndarray:
-            z = np.empty_like(v)
-            for b, f in zip(self._blocks, self._bfac, strict=True):
-                z[b] = sl.cho_solve(f, v[b], check_finite=False)
-            return z
-
+        pre = self._hodlr
+        assert pre is not None
         x = np.zeros_like(r)
         res = r.copy()
-        z = prec(res)
+        z = pre.apply(res.astype(np.float32)).astype(np.float64)
         p = z.copy()
         rz = np.einsum("ij,ij->j", res, z)
-        norm0 = np.sqrt(np.einsum("ij,ij->j", r, r)) + 1e-300
+        goal = _KCG_TOL * np.abs(r).max(axis=0)
         for _ in range(_KCG_MAXITER):
-            kp = (self._K @ p.astype(np.float32)).astype(np.float64)
+            kp = self._kmul(p)
             alpha = rz / np.einsum("ij,ij->j", p, kp)
             x += alpha * p
             res -= alpha * kp
-            if np.all(np.sqrt(np.einsum("ij,ij->j", res, res)) <= _KCG_TOL * norm0):
-                break
-            z = prec(res)
+            if np.all(np.abs(res).max(axis=0) <= goal):
+                return x
+            z = pre.apply(res.astype(np.float32)).astype(np.float64)
             rz_new = np.einsum("ij,ij->j", res, z)
             p = z + (rz_new / rz) * p
             rz = rz_new
-        return x
+        self._chol = sl.cho_factor(self._K, lower=False, check_finite=False)  # pragma: no cover
+        return sl.cho_solve(self._chol, r.astype(np.float32), check_finite=False).astype(np.float64)
 
     def solve_rhs(self, b: np.ndarray) -> np.ndarray:
         """Solve A x = b (the masked system, zero data on Γ)."""

@@ -170,16 +170,38 @@ def test_fft_solver_inverts_periodic_laplacian() -> None:
     assert np.abs(out - f).max() < 1e-5
 
 
-def test_capacitance_block_cg_path_matches_dense(scene, monkeypatch) -> None:
-    """Large masks solve the capacitance system by block-Jacobi CG; force it on small ones."""
+def test_capacitance_hodlr_cg_path_matches_dense(scene, monkeypatch) -> None:
+    """Long boundaries solve the capacitance system by CG preconditioned with a HODLR
+    approximate inverse; force it on small masks, with tiny leaves and rank 2 so that CG has
+    to iterate (the preconditioner alone is far from exact)."""
     from restorelab.edit import solvers
 
+    monkeypatch.setattr(solvers, "HODLR_MIN_CHARGES", 0)
     monkeypatch.setattr(solvers, "CAPACITANCE_DENSE_MAX", 0)
-    monkeypatch.setattr(solvers, "_BLOCK", 8)
+    monkeypatch.setattr(solvers, "_HODLR_LEAF", 8)
+    monkeypatch.setattr(solvers, "_HODLR_RANK", 2)
     src, dst = scene
     s64, d64 = src.astype(np.float64), dst.astype(np.float64)
     for name in ("disc", "ring_with_hole", "two_components"):
         mask = _masks(*src.shape[:2])[name]
         ref = dense_reference(d64, mask, s64[:, 1:] - s64[:, :-1], s64[1:] - s64[:-1])
+        prob = MaskedPoisson(mask)
+        assert prob.capacitance._hodlr is not None and prob.capacitance._chol is None, name
         out = seamless_clone(src, dst, mask, solver="capacitance")
         assert np.abs(out - ref)[mask].max() < 1e-4, name
+        assert np.array_equal(out[~mask], dst[~mask])
+
+
+def test_hodlr_preconditioner_is_exact_at_full_rank() -> None:
+    """With a rank equal to the block size the HODLR 'approximation' is exact: apply = K⁻¹."""
+    from restorelab.edit._hodlr import HODLR
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((40, 40))
+    k = (a @ a.T / 40 + np.eye(40)).astype(np.float32)
+    h = HODLR(k, 0, 40, leaf=6, rank=40, rng=rng)
+    x = rng.standard_normal((40, 3)).astype(np.float32)
+    ref = np.linalg.solve(k.astype(np.float64), x)
+    assert np.abs(h.apply(x) - ref).max() < 1e-3 * np.abs(ref).max()
+    h2 = HODLR(k, 0, 40, leaf=6, rank=1, rng=rng)  # rank 1: an approximation only
+    assert np.abs(h2.apply(x) - ref).max() > 1e-3 * np.abs(ref).max()
