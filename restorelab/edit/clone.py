@@ -189,7 +189,8 @@ class CloneSession:
             div = divergence(*clone_guidance(g, dc.astype(np.float64), self.mode))
             out = solve_neumann_dct(div, channel_mean(dc))
         elif x.ndim == 3:  # a dense crop (valid on the mask only)
-            np.copyto(out[ys, xs], x, where=mask_c[:, :, None])
+            # a full-shape mask: a broadcast one makes copyto's inner loop 3 long (3× slower)
+            np.copyto(out[ys, xs], x, where=np.repeat(mask_c[:, :, None], x.shape[2], axis=2))
         else:
             out[ys, xs][mask_c] = x
         if gray:
