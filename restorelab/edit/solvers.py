@@ -79,9 +79,15 @@ CAPACITANCE_DENSE_MAX = 5_000
 #: up to this many charges a one-shot solve factorises K densely (Cholesky, m³/3 flops); above,
 #: CG preconditioned by a HODLR approximate inverse (O(m² k)) is faster
 HODLR_MIN_CHARGES = 1_000
-_HODLR_LEAF = 256
+_HODLR_LEAF = 384
 _KROWS = 256
-_HODLR_RANK = 32
+_HODLR_RANK = 0  # 0: chosen from m by _hodlr_rank
+
+
+def _hodlr_rank(m: int) -> int:
+    """Rank of the HODLR blocks: the numerical rank of the boundary kernel's off-diagonal
+    blocks grows like log m; measured: 32 at m ≈ 1600 and 48 at m ≈ 5600 need 4 CG iterations."""
+    return _HODLR_RANK or int(np.clip(8 * np.log2(m / 100), 24, 64))
 _KCG_TOL = 1e-6
 _KCG_MAXITER = 60
 _WORKERS = 2
@@ -157,8 +163,8 @@ class MaskedPoisson:
         self.mask = m.copy()
         self.mask.setflags(write=False)
         self.shape = m.shape
-        self.flat = np.flatnonzero(m)
-        self.n = int(self.flat.size)
+        self._flat: np.ndarray | None = None
+        self.n = int(np.count_nonzero(m))
         self._A: sp.csr_matrix | None = None
         self._lu = None
         self._ml = None
@@ -168,6 +174,13 @@ class MaskedPoisson:
         #: set by callers that will solve many times with this mask (a clone session): the
         #: capacitance matrix is then factorised even when large
         self.reuse = False
+
+    @property
+    def flat(self) -> np.ndarray:
+        """Flat indices of the mask pixels in the crop (computed on first use)."""
+        if self._flat is None:
+            self._flat = np.flatnonzero(self.mask)
+        return self._flat
 
     # -- the matrix ------------------------------------------------------------------------------
     @property
@@ -513,11 +526,19 @@ class _Capacitance:
                 self._chol = sl.cho_factor(K, lower=False, check_finite=False)
             else:
                 # CG on K preconditioned by a HODLR approximate inverse: O(m² k) instead of m³/3
-                self._hodlr = HODLR(K, 0, mm, _HODLR_LEAF, _HODLR_RANK, np.random.default_rng(0))
+                self._hodlr = HODLR(K, 0, mm, _HODLR_LEAF, _hodlr_rank(mm), np.random.default_rng(0))
         self.m = int(K.shape[0])
-        self.flat = np.flatnonzero(m)
-        self.my, self.mx = np.divmod(self.flat, w)
-        self.omega_t = (self.my + self.oy) * self.W + self.mx + self.ox  # mask pixels, torus flat index
+        self._mask = m
+        self._omega: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def omega(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, cols) of the mask pixels in the crop and their flat torus indices (computed on
+        first use: the import path never needs them)."""
+        if self._omega is None:
+            my, mx = np.divmod(np.flatnonzero(self._mask), self.shape[1])
+            self._omega = (my, mx, (my + self.oy) * self.W + mx + self.ox)
+        return self._omega
 
     def convolve(self, s: np.ndarray, const: np.ndarray | None = None) -> np.ndarray:
         """G_T s for a torus array (H, W, C), plus the per-channel constant ``const`` if given
@@ -533,10 +554,11 @@ class _Capacitance:
         """U₀ = G_T s₀ for the source values (n, C) on the mask pixels, kept where it is
         needed: on the mask, on the charges and on the ghosts' partners."""
         s0 = np.zeros((self.H, self.W, src_omega.shape[1]))
-        s0[self.my + self.oy, self.mx + self.ox] = src_omega
+        my, mx, omega_t = self.omega
+        s0[my + self.oy, mx + self.ox] = src_omega
         u0 = self.convolve(s0).reshape(self.H * self.W, -1)
         partners = u0.take(self.py * self.W + self.px, axis=0) if self.ng else None
-        return u0.take(self.omega_t, axis=0), u0.take(self.ty * self.W + self.tx, axis=0), partners
+        return u0.take(omega_t, axis=0), u0.take(self.ty * self.W + self.tx, axis=0), partners
 
     def finish(
         self,
@@ -557,7 +579,7 @@ class _Capacitance:
             if self.ng:
                 r[self.nd :] = u0_partners - u0_charges[self.nd :]
         sigma, c = self._charges(r, -np.asarray(src_sum, dtype=np.float64), refine)
-        conv = self._potential(sigma, c).reshape(self.H * self.W, -1).take(self.omega_t, axis=0)
+        conv = self._potential(sigma, c).reshape(self.H * self.W, -1).take(self.omega[2], axis=0)
         conv = conv.astype(np.float64)
         if u0_omega is not None:
             conv += u0_omega
