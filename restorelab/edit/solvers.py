@@ -481,7 +481,7 @@ class _Capacitance:
         self.ghat = 1.0 / lam
         self.ghat[0, 0] = 0.0
         self.ghat32 = self.ghat.astype(np.float32)
-        g = sfft.irfft2(self.ghat, s=(self.H, self.W), workers=_WORKERS).astype(np.float32)
+        g = sfft.irfft2(self.ghat32, s=(self.H, self.W), workers=_WORKERS)
         # K_qr = g(q − r): gather from the table tiled 2×2, indexed by differences of flat codes
         g2 = np.empty((2 * self.H, 2 * self.W), dtype=np.float32)  # np.tile is 5× slower
         for oy_ in (0, self.H):
