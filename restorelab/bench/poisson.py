@@ -6,7 +6,7 @@ Scene per size: a textured colour destination (scikit-image's gravel texture til
 band-limited colour noise), a contrasting source (the astronaut, resized), an elliptical mask
 of 25 % of the destination's area, placed with an explicit offset; everything is quantised to
 8 bits first so that OpenCV and restorelab solve the same problem. "Exact" is the sparse LU
-solve of the masked system (``solver="direct"``) up to 300 k unknowns and, above, the refined
+solve of the masked system (``solver="direct"``) up to 300 k unknowns and, above, the
 capacitance solve certified by its residual in the sparse system (the LU would take minutes).
 Errors are in 8-bit levels inside the placed mask; "changed outside" counts destination pixels
 outside the mask that a method altered.
@@ -14,6 +14,7 @@ outside the mask that a method altered.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -267,6 +268,7 @@ def run_benchmark(
     ``poisson`` section of ``out``. Returns the markdown."""
     from restorelab.bench.report import machine_line, markdown_table, write_section
 
+    load0 = os.getloadavg()[0]
     clone_rows: list[list[str]] = []
     drag_rows: list[list[str]] = []
     edit_rows: list[list[str]] = []
@@ -284,9 +286,11 @@ def run_benchmark(
         "Times are wall-clock minima over the repeats (the CG and LU rows: one run), measured in one "
         "process (wall-clock, so other load on the machine shows); errors are in 8-bit levels "
         "inside the placed mask against the exact solve: the "
-        "sparse LU up to 300 k unknowns; above, where the LU takes minutes, the refined capacitance "
+        "sparse LU up to 300 k unknowns; above, where the LU takes minutes, the capacitance "
         "solve (its row says `reference`, with its relative residual max|Ax−b|/max|b| in the sparse "
-        "system, computed from the float32 output); the CG and LU rows are skipped there for time.",
+        "system, computed from the float32 output); the CG and LU rows are skipped there for time.  ",
+        f"Load average (1 min) at the start and end of the run: {load0:.2f} / {os.getloadavg()[0]:.2f} "
+        "(the machine has 2 cores; cv2 and restorelab are timed back to back on each scene).",
         "",
         "### Seamless cloning (25 % elliptical mask, explicit offset)",
         "",

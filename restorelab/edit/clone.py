@@ -48,8 +48,11 @@ class CloneSession:
     and factorises the capacitance matrix of the mask (see :mod:`restorelab.edit.solvers`; a few
     clipped variants near the border are cached too); every later placement in import mode is
     one FFT Poisson solve of the mask's bounding box plus two m × m triangular solves (m = the
-    mask's boundary length), all colour channels at once. Not thread-safe: one session per
-    thread.
+    mask's boundary length), all colour channels at once. Only the crop around the placed mask
+    is read and solved; the new full-size image (a copy of the destination) is made in a worker
+    thread meanwhile, and a float32 destination already checked for NaN/inf by an earlier
+    placement (the same buffer, as in a drag) is not scanned again outside the crop. Not
+    thread-safe: one session per thread.
     """
 
     def __init__(self, src: Any, mask: Any, mode: str = "import", solver: str = "auto",

@@ -15,11 +15,14 @@ are never touched.
 Solvers of the masked system (all exact; ``tests/edit`` checks them against a dense solve):
 
 * ``"capacitance"`` — the capacitance-matrix method on the torus holding the mask's bounding
-  box (see :class:`_Capacitance`): the FFT inverts the periodic Laplacian, and a dense m × m
-  system on the m boundary pixels (factorised once per mask; block-Jacobi CG above
-  :data:`CAPACITANCE_DENSE_MAX`) makes the boundary values exact. A guidance that is a
-  gradient (import, average, contrast, colour change) needs ONE FFT Poisson solve of the
-  bounding box, others two; so a drag update, with the factorisation cached, is one FFT solve.
+  box (see :class:`_Capacitance`): the FFT inverts the periodic Laplacian, and an m × m system
+  on the m boundary pixels makes the boundary values exact. That system is solved by dense
+  Cholesky when it is small (m ≤ :data:`HODLR_MIN_CHARGES`) or will serve many solves (a drag
+  session, m ≤ :data:`CAPACITANCE_DENSE_MAX`), else by conjugate gradients preconditioned with a
+  HODLR approximate inverse (:mod:`restorelab.edit._hodlr`), stopped at a relative residual of
+  :data:`_KCG_TOL`. A guidance that is a gradient (import, average, contrast, colour change)
+  needs ONE FFT Poisson solve of the bounding box, others two; so a drag update, with the
+  factorisation cached, is one FFT solve.
 * ``"direct"`` — SuperLU (``scipy.sparse.linalg.splu``) of the SPD matrix with the
   ``MMD_AT_PLUS_A`` ordering and no pivoting, cached per mask. Exact to rounding: the
   reference of the tests and of the benchmark, but its factorisation takes seconds at 10⁵
@@ -31,14 +34,29 @@ Solvers of the masked system (all exact; ``tests/edit`` checks them against a de
 
 Why the capacitance method: the matrix depends only on the mask, and its inverse on the mask
 splits into a translation-invariant part (the FFT) and a part that lives on the boundary only
-(m ≈ perimeter ≪ n unknowns). ``restorelab bench poisson`` times all four on the same scenes:
+(m ≈ perimeter ≪ n unknowns). ``restorelab bench poisson`` times the solvers on the same scenes:
 on this 2-core machine the capacitance solve is the fastest cold solve at every size tried and
-the only one whose drag update stays near 30 ms; the sparse LU, DST-preconditioned CG and
+the only one whose drag update stays under 30 ms; the sparse LU, DST-preconditioned CG and
 multigrid (set-up plus several V-cycles per channel) are one to two orders of magnitude
 slower. ``"auto"`` therefore picks ``"capacitance"`` while the mask has at most
 :data:`CAPACITANCE_MAX_CHARGES` boundary pixels (the dense m × m matrix must fit in memory),
 else ``"cg"``.
 
+Why CG + HODLR for a one-shot solve (measured on the benchmark scene, 1024² destination, 25 %
+ellipse, m = 1636 boundary pixels, one BLAS thread): the dense Cholesky factorisation of the
+capacitance matrix took 24 ms (m³/3 flops), its triangular solves and refinement 5 ms more, the
+whole clone ≈ 85 ms against 48 ms for ``cv2.seamlessClone``. The off-diagonal blocks of the
+capacitance matrix (the lattice Green's function between boundary arcs) have low numerical rank,
+so a HODLR approximate inverse of rank 32 (≈ 10 ms to build, O(m² k)) makes CG converge in 4–5
+iterations of one dense product each (≈ 9 ms); with the matrix gathered by its upper half, the
+constant folded into the FFT's zero frequency and the output copy overlapped with the solve,
+the clone takes ≈ 40 ms. At 4000 × 3000 (m = 5644) the old block-Jacobi CG took 1.75 s, the
+HODLR-preconditioned CG ≈ 0.5 s (4 iterations at rank 46). CG on the capacitance matrix with a
+block-Jacobi preconditioner (blocks of 128–256 spatially close charges, with or without a
+piecewise-constant coarse space) needs 25–30 iterations: slower than the factorisation. Using
+two OpenBLAS threads for the factorisation made it 40× slower while the other core was busy
+(threads spin), and threading the gather of K lost time under load: everything runs on one
+thread except the FFT's two workers and the copy of the destination.
 Whole-image solvers (the Fourier method of the IPOL paper, §3.2): :func:`solve_neumann_dct`
 (DCT-II diagonalises the Neumann Laplacian exactly) and :func:`solve_periodic_fft` (the FFT
 diagonalises the periodic one); both pin the free constant to a given mean.

@@ -189,3 +189,22 @@ def test_paste_copies_source_pixels() -> None:
     assert np.array_equal(out[1:11, 2:12][m], src[m])
     placed = prepare(src, m).mask_at((1, 2), dst.shape)
     assert np.array_equal(out[~placed], dst[~placed])
+
+
+def test_session_checks_each_new_destination_and_the_crop_it_reads() -> None:
+    rng = np.random.default_rng(13)
+    src = rng.random((20, 20, 3)).astype(np.float32)
+    dst = rng.random((40, 40, 3)).astype(np.float32)
+    mask = _disc(20, 20, 10, 10, 6)
+    sess = prepare(src, mask)
+    first = sess.place(dst, (5, 5))
+    bad = dst.copy()
+    bad[39, 39, 0] = np.nan  # far from the clone: a new buffer is scanned whole
+    with pytest.raises(ValueError, match="NaN"):
+        sess.place(bad, (5, 5))
+    again = dst.copy()
+    sess.place(again, (5, 5))
+    again[15, 15, 1] = np.inf  # inside the crop of the next placement: always checked
+    with pytest.raises(ValueError, match="NaN"):
+        sess.place(again, (5, 5))
+    assert np.array_equal(sess.place(dst, (5, 5)), first)  # the same buffer: the same answer
