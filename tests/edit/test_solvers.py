@@ -205,3 +205,25 @@ def test_hodlr_preconditioner_is_exact_at_full_rank() -> None:
     assert np.abs(h.apply(x) - ref).max() < 1e-3 * np.abs(ref).max()
     h2 = HODLR(k, 0, 40, leaf=6, rank=1, rng=rng)  # rank 1: an approximation only
     assert np.abs(h2.apply(x) - ref).max() > 1e-3 * np.abs(ref).max()
+
+
+def test_hodlr_cg_default_parameters_match_direct_on_holes_and_components(monkeypatch) -> None:
+    """The one-shot path for long boundaries (HODLR-preconditioned CG with the default leaf
+    size and rank) on a mask with two components, each with a hole, against the sparse LU."""
+    from restorelab.edit import solvers
+
+    monkeypatch.setattr(solvers, "HODLR_MIN_CHARGES", 100)
+    h, w = 120, 150
+    yy, xx = np.mgrid[:h, :w]
+    r1 = np.hypot(yy - 50, xx - 45)
+    r2 = np.hypot(yy - 70, xx - 110)
+    mask = ((r1 < 38) & (r1 > 9)) | ((r2 < 30) & (np.abs(yy - 70) > 3))
+    rng = np.random.default_rng(5)
+    src = rng.random((h, w, 3)).astype(np.float32)
+    dst = rng.random((h, w, 3)).astype(np.float32)
+    cap = MaskedPoisson(mask).capacitance  # what "auto" builds for this mask
+    assert cap._hodlr is not None and not cap._hodlr.leaf  # at least one low-rank level
+    out = seamless_clone(src, dst, mask, solver="auto")
+    ref = seamless_clone(src, dst, mask, solver="direct")
+    assert np.abs(out - ref)[mask].max() < 1e-5
+    assert np.array_equal(out[~mask], dst[~mask])
