@@ -224,21 +224,27 @@ class CloneSession:
             else:  # a very long boundary: factorise if that stays affordable, else CG
                 solver = "direct" if prob.n <= 300_000 else "cg"
         g = self._source(ys, xs, off, dc.shape[2])
-        if self.mode in ("import", "replace") and solver == "capacitance":
-            # f = g + h, h harmonic with h = f* − g on ∂Ω
-            prob.reuse = not self._oneshot
-            cap = prob.capacitance
-            gy, gx = cap.gamma
-            # a drag skips the refinement step: the charges stay within ~1e-5 (tests/edit)
-            field = cap.harmonic_crop(dc[gy, gx] - g[gy, gx], refine=self._oneshot)
-            field += g
-            return field
         prob.reuse = not self._oneshot
+        if solver == "capacitance":
+            # dense crop results (valid on the mask), no gather of the mask pixels; a drag
+            # skips the refinement step: the charges stay within ~1e-5 (tests/edit)
+            cap = prob.capacitance
+            if self.mode == "mixed":
+                # the guidance in float32 (differences and a magnitude test of float32 pixels:
+                # half the time of float64); the solve itself accumulates in float64
+                div = divergence(*clone_guidance(g, dc, self.mode))
+                return cap.solve_div_crop(dc, div, refine=self._oneshot)
+            # import / replace / average: v = ∇φ, f = φ + h with h harmonic, h = f* − φ on ∂Ω
+            phi = g if self.mode in ("import", "replace") else 0.5 * (g + dc)
+            gy, gx = cap.gamma
+            field = cap.harmonic_crop(dc[gy, gx] - phi[gy, gx], refine=self._oneshot)
+            field += phi
+            return field
         if self.mode in ("import", "replace"):
             return prob.solve_potential(dc, g, solver)
         if self.mode == "average":
             return prob.solve_potential(dc, 0.5 * (g + dc), solver)
-        div = divergence(*clone_guidance(g, dc.astype(np.float64), self.mode))
+        div = divergence(*clone_guidance(g, dc, self.mode))
         return prob.solve_div(dc, div, solver, refine=self._oneshot)
 
 

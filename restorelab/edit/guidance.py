@@ -36,7 +36,8 @@ def pixel_gradient(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def clone_guidance(src: np.ndarray, dst: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """Guidance for seamless cloning of ``src`` into ``dst`` (same shape, float64).
+    """Guidance for seamless cloning of ``src`` into ``dst`` (same shape and float dtype; the
+    clone computes it in float32).
 
     * ``import`` / ``replace``: v = ∇g (the source's gradient);
     * ``mixed``: per pixel and channel the larger-magnitude gradient vector of source and

@@ -668,6 +668,28 @@ class _Capacitance:
         (nd, C) on Γ (free at the image border): one FFT solve."""
         return self.finish((None, None, None), np.zeros(data.shape[1]), data, refine=refine)
 
+    def solve_div_crop(self, target: np.ndarray, div: np.ndarray, refine: bool = True) -> np.ndarray:
+        """:meth:`MaskedPoisson.solve_div` as a dense float32 (h, w, C) array over the crop
+        (valid on the mask only): the particular solution U₀ = G_T s₀ (s₀ = −div v on Ω, float64)
+        is kept dense, so no mask pixel is gathered or scattered."""
+        h, w = self.shape
+        c = div.shape[2]
+        s0 = np.zeros((self.H, self.W, c))
+        inner = s0[self.oy : self.oy + h, self.ox : self.ox + w]
+        np.negative(div, out=inner, where=np.repeat(self._mask[:, :, None], c, axis=2))
+        src_sum = inner.reshape(h, w * c).sum(axis=0).reshape(w, c).sum(axis=0)
+        u0 = self.convolve(s0)
+        r = np.empty((self.m, c))
+        gy, gx = self.gamma
+        r[: self.nd] = target[gy, gx]
+        r[: self.nd] -= u0[self.ty[: self.nd], self.tx[: self.nd]]
+        if self.ng:
+            r[self.nd :] = u0[self.py, self.px] - u0[self.ty[self.nd :], self.tx[self.nd :]]
+        sigma, const = self._charges(r, -src_sum, refine)
+        field = self._potential(sigma, const)[self.oy : self.oy + h, self.ox : self.ox + w]
+        field += u0[self.oy : self.oy + h, self.ox : self.ox + w]
+        return field
+
     def _kmul(self, x: np.ndarray) -> np.ndarray:
         """K x (float32 product, float64 out)."""
         return (self._K @ x.astype(np.float32)).astype(np.float64)
