@@ -107,11 +107,17 @@ def threads_for(t: torch.Tensor) -> torch_threads:
 _WS = threading.local()
 
 
+#: a workspace keeps the buffers of this many recent (shape, dtype, device) per name, so that
+#: alternating image sizes (landscape / portrait photos of one set) do not reallocate
+WORKSPACE_SHAPES = 2
+
+
 class Workspace:
     """Scratch buffers of one solver run, reused between runs on small CPU images.
 
     Fresh multi-megabyte CPU tensors are page-faulted in on first touch, which costs as much
-    as a few solver iterations, so each thread keeps one set of buffers per solver ``key``.
+    as a few solver iterations, so each thread keeps one set of buffers per solver ``key``
+    (per name, the :data:`WORKSPACE_SHAPES` most recently used shapes).
     A run takes the set with :func:`workspace` and hands it back with :meth:`release`
     (in a ``finally``); a second run while the set is taken (two interleaved generators)
     gets fresh buffers. Large images and GPU tensors (which have a caching allocator) always
@@ -121,17 +127,21 @@ class Workspace:
     def __init__(self, key: str, cached: bool) -> None:
         self.key = key
         self.cached = cached
-        self.buffers: dict[str, torch.Tensor] = {}
+        self.buffers: dict[str, list[torch.Tensor]] = {}
 
     def get(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """An uninitialised buffer of ``shape`` with ``like``'s dtype and device."""
         shape = tuple(int(v) for v in shape)
-        t = self.buffers.get(name)
-        small = like.device.type == "cpu" and math.prod(shape) <= ONE_THREAD_NUMEL
-        if t is None or tuple(t.shape) != shape or t.dtype != like.dtype or t.device != like.device:
-            t = torch.empty(shape, dtype=like.dtype, device=like.device)
-            if self.cached and small:
-                self.buffers[name] = t
+        kept = self.buffers.setdefault(name, [])
+        for i, t in enumerate(kept):
+            if tuple(t.shape) == shape and t.dtype == like.dtype and t.device == like.device:
+                if i:  # most recently used first
+                    kept.insert(0, kept.pop(i))
+                return t
+        t = torch.empty(shape, dtype=like.dtype, device=like.device)
+        if self.cached and like.device.type == "cpu" and math.prod(shape) <= ONE_THREAD_NUMEL:
+            kept.insert(0, t)
+            del kept[WORKSPACE_SHAPES:]
         return t
 
     def release(self) -> None:
