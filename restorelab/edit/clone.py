@@ -78,6 +78,7 @@ class CloneSession:
         self._cache = ProblemCache(4)
         self._oneshot = _oneshot
         self._dst_seen: tuple | None = None
+        self._out_state: tuple | None = None
         self._g_key: tuple | None = None
         self._g: np.ndarray | None = None
 
@@ -145,7 +146,7 @@ class CloneSession:
         by an earlier placement of this session — the same buffer, as in a drag — is only
         copied: the placement checks the pixels it reads (the crop) itself."""
         d = check_image(dst, "dst")
-        key = (d.__array_interface__["data"][0], d.shape, d.strides, d.dtype.str)
+        key = _buffer_key(d)
         if d.dtype == np.float32 and key == self._dst_seen:
             out = np.array(d, copy=True)
             return out[:, :, 0] if out.ndim == 3 and out.shape[2] == 1 else out
@@ -161,15 +162,30 @@ class CloneSession:
         return c[:, :, None] if c.ndim == 2 else c
 
     # -- solve -----------------------------------------------------------------------------------
-    def place(self, dst: Any, offset: Any = (0, 0)) -> np.ndarray:
+    def place(self, dst: Any, offset: Any = (0, 0), out: np.ndarray | None = None) -> np.ndarray:
         """The seamless clone of the prepared source into ``dst`` at ``offset`` = (dy, dx):
-        a new float32 image of ``dst``'s shape (alpha, if any, copied from ``dst``)."""
+        a new float32 image of ``dst``'s shape (alpha, if any, copied from ``dst``).
+
+        ``out`` (optional, for dragging): a float32 array of the result's shape to write into
+        and return instead of a new image, typically the previous result. When it holds what
+        this session's previous ``place(dst, ..., out=out)`` wrote, for the same ``dst`` buffer,
+        only the box changed then and the box changed now are rewritten (a drag update then
+        costs the crop's solve, whatever the image size); otherwise ``out`` is first filled
+        with ``dst``. Modify neither ``dst`` nor ``out`` between such calls (or pass a fresh
+        ``out``)."""
         off = _offset(offset)
         d = check_image(dst, "dst")
         (ys, xs), mask_c = self._placement(off, d.shape)
+        prev = None
+        if out is not None:
+            out = self._check_out(out, d)
+            keys = (_buffer_key(out), _buffer_key(d))
+            if self._out_state is not None and self._out_state[0] == keys:
+                prev = self._out_state[1]
+            self._out_state = None  # until this call completes
         # the new full-size image (dst converted and copied) is made in a worker thread while
         # this one solves on the crop: a drag costs max(copy, solve), not their sum
-        fut = _copier().submit(self._dst_float, d)
+        fut = None if prev is not None else _copier().submit(self._dst_float, d)
         try:
             dc = self._dst_crop(d, ys, xs)
             x = None
@@ -178,27 +194,57 @@ class CloneSession:
                 if not (prob.singular and mask_c.shape == d.shape[:2]):
                     x = self._solve(prob, dc, ys, xs, off)
         except BaseException:
-            futures.wait([fut])
+            if fut is not None:
+                futures.wait([fut])
             raise
-        color, alpha = split_alpha(fut.result())
+        if out is None:
+            assert fut is not None
+            full = fut.result()
+        elif prev is None:
+            assert fut is not None
+            np.copyto(out, fut.result())
+            full = out
+        else:  # restore the box changed last time, from dst
+            out[prev] = to_float(d[prev], "dst")[0]
+            full = out
+        color, alpha = split_alpha(full)
         gray = color.ndim == 2
-        out = color[:, :, None] if gray else color
+        res = color[:, :, None] if gray else color
         if self.mode == "paste":
-            g = self._src_crop(ys, xs, off, out.shape[2])
-            out[ys, xs][mask_c] = g[mask_c]
+            g = self._src_crop(ys, xs, off, res.shape[2])
+            res[ys, xs][mask_c] = g[mask_c]
         elif x is None:
             # no Dirichlet boundary: the whole destination is replaced; keep its mean
-            g = self._src_crop(ys, xs, off, out.shape[2])
+            g = self._src_crop(ys, xs, off, res.shape[2])
             div = divergence(*clone_guidance(g, dc.astype(np.float64), self.mode))
-            out = solve_neumann_dct(div, channel_mean(dc))
+            new = solve_neumann_dct(div, channel_mean(dc))
+            if out is None:
+                res = new
+            else:
+                res[...] = new
         elif x.ndim == 3:  # a dense crop (valid on the mask only)
             # a full-shape mask: a broadcast one makes copyto's inner loop 3 long (3× slower)
-            np.copyto(out[ys, xs], x, where=np.repeat(mask_c[:, :, None], x.shape[2], axis=2))
+            np.copyto(res[ys, xs], x, where=np.repeat(mask_c[:, :, None], x.shape[2], axis=2))
         else:
-            out[ys, xs][mask_c] = x
+            res[ys, xs][mask_c] = x
+        if out is not None:
+            self._out_state = (keys, (ys, xs))
+            return out
         if gray:
-            out = out[:, :, 0]
-        return merge_alpha(out, alpha)
+            res = res[:, :, 0]
+        return merge_alpha(res, alpha)
+
+    @staticmethod
+    def _check_out(out: Any, d: np.ndarray) -> np.ndarray:
+        shape = d.shape[:2] if d.ndim == 3 and d.shape[2] == 1 else d.shape
+        if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != shape:
+            got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+            raise ValueError(f"out must be a float32 array of shape {shape}, got {got}")
+        if not out.flags.writeable:
+            raise ValueError("out is read-only")
+        if np.may_share_memory(out, d):
+            raise ValueError("out must not share memory with dst")
+        return out
 
     def _source(self, ys: slice, xs: slice, off: tuple[int, int], channels: int) -> np.ndarray:
         """The source over the destination crop, cached while it does not change (a drag that
@@ -246,6 +292,11 @@ class CloneSession:
             return prob.solve_potential(dc, 0.5 * (g + dc), solver)
         div = divergence(*clone_guidance(g, dc, self.mode))
         return prob.solve_div(dc, div, solver, refine=self._oneshot)
+
+
+def _buffer_key(a: np.ndarray) -> tuple:
+    """Identifies an array's buffer and layout (not its contents)."""
+    return (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str)
 
 
 _COPIER: futures.ThreadPoolExecutor | None = None

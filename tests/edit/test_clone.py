@@ -208,3 +208,23 @@ def test_session_checks_each_new_destination_and_the_crop_it_reads() -> None:
     with pytest.raises(ValueError, match="NaN"):
         sess.place(again, (5, 5))
     assert np.array_equal(sess.place(dst, (5, 5)), first)  # the same buffer: the same answer
+
+
+@pytest.mark.parametrize("channels", [0, 3, 4])
+def test_place_into_out_rewrites_only_the_boxes_and_equals_a_new_image(channels: int) -> None:
+    rng = np.random.default_rng(14)
+    shape = (30, 36) if channels == 0 else (30, 36, channels)
+    src = rng.random((16, 16) if channels == 0 else (16, 16, channels)).astype(np.float32)
+    dst = rng.random(shape).astype(np.float32)
+    dst2 = rng.random(shape).astype(np.float32)
+    mask = _disc(16, 16, 8, 8, 5)
+    sess = prepare(src, mask, mode="mixed" if channels == 4 else "import")
+    out = np.full(shape, -7.0, np.float32)  # garbage: the first call must fill it
+    for off, d in (((2, 3), dst), ((5, 9), dst), ((-4, 25), dst), ((20, 1), dst), ((3, 3), dst2)):
+        got = sess.place(d, off, out=out)
+        assert got is out
+        assert np.array_equal(out, sess.place(d, off)), off
+    with pytest.raises(ValueError, match="out"):
+        sess.place(dst, (0, 0), out=np.zeros((30, 35), np.float32))
+    with pytest.raises(ValueError, match="share memory"):
+        sess.place(dst, (0, 0), out=dst)
