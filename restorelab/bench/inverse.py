@@ -167,6 +167,7 @@ def run_bench(args: argparse.Namespace) -> int:
     )
     print(table)
     if not args.no_write:
-        write_section(args.out, "inverse", text, "Linear inverse problems (Algorithm 2)")
-        print(f"wrote the 'inverse' section of {args.out}", file=sys.stderr)
+        key = f"inverse-{S}"  # one section per crop size: the CPU 64² table and the GPU 256² one
+        write_section(args.out, key, text, f"Linear inverse problems (Algorithm 2), {S}×{S} crops")
+        print(f"wrote the '{key}' section of {args.out}", file=sys.stderr)
     return 0

@@ -118,4 +118,4 @@ def test_bench_inverse_writes_its_section(tmp_path, camera_small):
                "--beta", "0.5", "--method", "heat", "--out", str(md)])
     assert rc == 0
     text = md.read_text()
-    assert "<!-- bench:inverse -->" in text and "| sr |" in text and "bicubic" in text
+    assert "<!-- bench:inverse-16 -->" in text and "| sr |" in text and "bicubic" in text
