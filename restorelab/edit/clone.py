@@ -78,7 +78,7 @@ class CloneSession:
         self._cache = ProblemCache(4)
         self._oneshot = _oneshot
         self._dst_seen: tuple | None = None
-        self._out_state: tuple | None = None
+        self._out_boxes: dict[tuple, tuple] = {}  # out buffer → (dst buffer, box it changed)
         self._g_key: tuple | None = None
         self._g: np.ndarray | None = None
 
@@ -167,9 +167,10 @@ class CloneSession:
         a new float32 image of ``dst``'s shape (alpha, if any, copied from ``dst``).
 
         ``out`` (optional, for dragging): a float32 array of the result's shape to write into
-        and return instead of a new image, typically the previous result. When it holds what
-        this session's previous ``place(dst, ..., out=out)`` wrote, for the same ``dst`` buffer,
-        only the box changed then and the box changed now are rewritten (a drag update then
+        and return instead of a new image, typically an earlier result. When it holds what this
+        session's last ``place(dst, ..., out=out)`` into it wrote, for the same ``dst`` buffer
+        (up to 4 such buffers are remembered, so two can alternate), only the box changed then
+        and the box changed now are rewritten (a drag update then
         costs the crop's solve, whatever the image size); otherwise ``out`` is first filled
         with ``dst``. Modify neither ``dst`` nor ``out`` between such calls (or pass a fresh
         ``out``)."""
@@ -179,10 +180,10 @@ class CloneSession:
         prev = None
         if out is not None:
             out = self._check_out(out, d)
-            keys = (_buffer_key(out), _buffer_key(d))
-            if self._out_state is not None and self._out_state[0] == keys:
-                prev = self._out_state[1]
-            self._out_state = None  # until this call completes
+            okey, dkey = _buffer_key(out), _buffer_key(d)
+            state = self._out_boxes.pop(okey, None)  # dropped until this call completes
+            if state is not None and state[0] == dkey:
+                prev = state[1]
         # the new full-size image (dst converted and copied) is made in a worker thread while
         # this one solves on the crop: a drag costs max(copy, solve), not their sum
         fut = None if prev is not None else _copier().submit(self._dst_float, d)
@@ -228,7 +229,9 @@ class CloneSession:
         else:
             res[ys, xs][mask_c] = x
         if out is not None:
-            self._out_state = (keys, (ys, xs))
+            self._out_boxes[okey] = (dkey, (ys, xs))
+            while len(self._out_boxes) > 4:  # a few buffers (the GUI may alternate two)
+                self._out_boxes.pop(next(iter(self._out_boxes)))
             return out
         if gray:
             res = res[:, :, 0]

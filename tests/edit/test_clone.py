@@ -224,6 +224,10 @@ def test_place_into_out_rewrites_only_the_boxes_and_equals_a_new_image(channels:
         got = sess.place(d, off, out=out)
         assert got is out
         assert np.array_equal(out, sess.place(d, off)), off
+    a, b = np.zeros(shape, np.float32), np.zeros(shape, np.float32)  # two buffers alternating
+    for k, off in enumerate(((1, 1), (2, 4), (6, 2), (9, 9), (4, 12))):
+        buf = a if k % 2 else b
+        assert np.array_equal(sess.place(dst, off, out=buf), sess.place(dst, off)), off
     with pytest.raises(ValueError, match="out"):
         sess.place(dst, (0, 0), out=np.zeros((30, 35), np.float32))
     with pytest.raises(ValueError, match="share memory"):
