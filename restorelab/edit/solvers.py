@@ -443,9 +443,11 @@ class _Capacitance:
     ``(L_T u)_p = s₀_p`` on Ω whatever σ, and the m + 1 conditions — ``u = data`` on Γ,
     ``u_ghost = u_partner`` (the free border) and ``Σ(s₀ + Eσ) = 0`` (solvability on the torus)
     — fix σ and c. The m × m capacitance matrix ``K_qr = g(q − r)`` is gathered from the table
-    and factorised once per mask (Cholesky when there are no ghosts, LU otherwise); a solve is
-    then two FFT Poisson solves of the crop plus two triangular solves of size m — or one FFT
-    solve when the source is unchanged (a clone being dragged).
+    (its upper half, mirrored) and, once per mask, factorised (Cholesky when there are no ghosts
+    and m is small or the solver will be reused, LU of the bordered matrix with ghosts) or given
+    a HODLR preconditioner for CG (one-shot solves with a long boundary: see the module
+    docstring); a solve is then two FFT Poisson solves of the crop plus the boundary system —
+    or one FFT solve when the guidance is a gradient (import: the clone being dragged).
     """
 
     def __init__(self, mask: np.ndarray, dense: bool = False) -> None:
