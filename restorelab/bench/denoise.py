@@ -7,6 +7,15 @@ save would) before PSNR = 10 log10(1/MSE) and SSIM (Wang et al. 2004, scikit-ima
 defaults); time is the wall-clock time of the call, averaged per image, after one
 untimed warm-up call on a crop.
 
+All methods run in one process, so the state of the C allocator is shared: with glibc's
+default (dynamic) thresholds a freed block of a few hundred kB goes back to the OS or
+not depending on the largest block any earlier call freed, and a method that allocates
+its temporaries afresh pays page faults or not depending on which methods ran before it
+(scikit-image TV was markedly slower run alone than inside the full table). The benchmark
+therefore first asks glibc (``mallopt``) to keep freed memory in the process (mmap only
+above 32 MiB, trim above 512 MiB): every method runs in that steady state, whatever the
+order; elsewhere (no glibc) nothing changes.
+
 Peers, with their noise-level rules (σ on the [0, 1] scale):
 
 * ``skimage-tv``: ``skimage.restoration.denoise_tv_chambolle(y, weight=w)`` with
@@ -60,6 +69,27 @@ def cv2_h(s: float, colour: bool = False) -> float:
 #: skimage NL-means h = SK_NLM_H·σ (0.6 beat 0.4, 0.5, 0.8 and 1.0 at σ = 15, 25 and 50)
 SK_NLM_H = 0.6
 DEFAULT_PEERS = ("skimage-tv", "skimage-wavelet", "skimage-nlm", "cv2-nlm", "bm3d")
+
+
+def steady_allocator() -> bool:
+    """Ask glibc to keep freed memory in the process (see the module doc); True if it did.
+
+    ``mallopt(M_MMAP_THRESHOLD, 32 MiB)`` (glibc's largest value) and
+    ``mallopt(M_TRIM_THRESHOLD, 512 MiB)``. Process-wide and not undone: freed blocks
+    are reused instead of being returned to the OS and faulted in again.
+    """
+    import ctypes
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    ok = mallopt(m_mmap_threshold, 32 << 20) == 1
+    return bool(mallopt(m_trim_threshold, 512 << 20) == 1 and ok)
 
 
 def _ca(y: np.ndarray) -> dict[str, Any]:
@@ -197,6 +227,7 @@ def run_benchmark(
     from restorelab.noise import add_gaussian_noise
 
     names, images = load_set(set_dir, limit)
+    steady = steady_allocator()
     meth = _select_methods(methods)
     peer_names, missing = _select_peers(peers)
     runners: list[tuple[str, str, Callable[[np.ndarray, float], Any]]] = []
@@ -243,7 +274,8 @@ def run_benchmark(
     finally:
         bar.close()
 
-    md = _render(sections, set_name, names, colour, seed, command, missing, machine_line(), peer_names)
+    md = _render(sections, set_name, names, colour, seed, command, missing, machine_line(), peer_names,
+                 steady)
     print(md)
     if out is not None:
         write_section(out, f"denoise-{set_name}", md, f"Denoising: {set_name}")
@@ -263,7 +295,7 @@ _PEER_TEXT = {
 
 
 def _render(sections: list, set_name: str, names: list[str], colour: bool, seed: int, command: str,
-            missing: list[str], machine: str, peers: list[str]) -> str:
+            missing: list[str], machine: str, peers: list[str], steady: bool = False) -> str:
     from restorelab.bench.report import markdown_table
 
     lines = [
@@ -273,7 +305,9 @@ def _render(sections: list, set_name: str, names: list[str], colour: bool, seed:
         "",
         f"{len(names)} {'colour' if colour else 'gray'} images of `{set_name}` ({names[0]} … {names[-1]}); "
         f"noise y = x + σn, unclipped, image i seeded with {seed} + i; estimates clipped to [0, 1] "
-        "before PSNR/SSIM; seconds = mean wall time per image after one untimed warm-up call. "
+        "before PSNR/SSIM; seconds = mean wall time per image after one untimed warm-up call"
+        + (", freed memory kept in the process (glibc mallopt) so that no method's time depends on the "
+           "methods run before it. " if steady else ". ") +
         "restorelab methods run at their defaults"
         + ("; peers: " + "; ".join(f"{p} = {_PEER_TEXT[p]}" for p in peers) if peers else "") + ".",
     ]

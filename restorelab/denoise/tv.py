@@ -39,10 +39,12 @@ PSNR than this early stop; at σ = 50 a slightly higher one, at about 1.5× the 
 All images of a batch and all channels are updated together (no Python loop over pixels
 or channels).
 
-Speed on CPU: one iteration is 14 in-place passes over contiguous memory (the dual is
-stored as p/λ, shifts are slices of flat views, x_0 = y is read in place, the extrapolated
-iterate is stored as x̄/(1 + θ) so that it is one subtraction, |q| is one OpenCV
-``magnitude`` pass, and y + λ div p is only formed on gap checks); the scratch buffers
+Speed on CPU (the loop is memory-bound): one iteration is 14 in-place passes over
+contiguous memory, about 38 image-sized streams read or written (the dual is stored as
+p/λ, shifts are slices of flat views, x_0 = y is read in place, the extrapolated iterate
+is stored as x̄/(1 + θ) so that it is one subtraction, ∇x̄ and div p go through one scratch
+buffer, |q| is one OpenCV ``magnitude`` pass, and y + λ div p is only formed on gap
+checks); the scratch buffers
 are kept per thread between calls (fresh pages cost as much as a few iterations), and
 images up to 2M values run on one thread (see ``_torchutil.ONE_THREAD_NUMEL``).
 """
@@ -301,10 +303,13 @@ def _cp_loop(
     d = ws.get("d", shp, y)
     r = ws.get("r", shp if per_plane else (n, 1, hgt, wid), y)
     sq = r if per_plane else ws.get("sq", shp, y)
+    tmp = r if per_plane else sq  # free between the prox steps: ∇z, then div q
     xs = ws.get("xs", shp, y) if lam0 is None else None  # z/λ for per-image λ
     shifts = {id(t): _shifted(t, wid) for t in (y, *bufs, *(() if xs is None else (xs,)))}
     qy_a, qx_a = qy.view(-1)[:-wid], qx.view(-1)[:-1]  # q at the pixels with a forward neighbour
-    d_hi, d_rt = d.view(-1)[wid:], d.view(-1)[1:]
+    tf = tmp.view(-1)
+    t_a, t_b, t_hi, t_rt, t_top = tf[:-wid], tf[:-1], tf[wid:], tf[1:], tf[:wid]
+    qy_hi, qy_top = qy.view(-1)[wid:], qy.view(-1)[:wid]
     qy_last, qx_last = qy[..., -1, :], qx[..., :, -1]
     if mag is not None:
         qy2, qx2, r2 = (t.view(-1, wid).numpy() for t in (qy, qx, r))
@@ -333,9 +338,11 @@ def _cp_loop(
             torch.sub(hi, lo, out=qy_a).mul_(step)
             torch.sub(rt, lf, out=qx_a).mul_(step)
             qy_last.zero_()
-        else:
-            qy_a.add_(hi, alpha=step).sub_(lo, alpha=step)
-            qx_a.add_(rt, alpha=step).sub_(lf, alpha=step)
+        else:  # through tmp: ∇z is read once, q once
+            torch.sub(hi, lo, out=t_a)
+            qy_a.add_(t_a, alpha=step)
+            torch.sub(rt, lf, out=t_b)
+            qx_a.add_(t_b, alpha=step)
             if planes > 1:
                 qy_last.zero_()
         qx_last.zero_()
@@ -364,30 +371,23 @@ def _cp_loop(
                 torch.minimum(r, 1.0 / (1.0 + sig * ratio), out=r)
             qy.mul_(r)
             qx.mul_(r)
-        # primal step x⁺ = (x + τ(y + λ div q)) / (1 + τ) into the buffer of z (no longer
-        # needed): x⁺ = lerp(x, y, c) + cλ div q with c = τ/(1+τ); on a gap check the same
-        # through d = y + λ div q, which the dual energy needs
+        # primal step x⁺ = (x + τ(y + λ div q)) / (1 + τ) = lerp(x, y, c) + cλ div q with
+        # c = τ/(1+τ), into the buffer of z (no longer needed); div q is formed in tmp
+        # (the wrapped differences are 0: q's last row / column are 0)
+        torch.sub(qy_hi, qy_a, out=t_hi)
+        t_top.copy_(qy_top)
+        tmp.add_(qx)
+        t_rt.sub_(qx_a)
         new = bufs[0] if it == 1 else bar
         cw = tau / (1.0 + tau)
-        if check or lam0 is None:
-            if lam0 is not None:
-                torch.add(y, qy, alpha=lam0, out=d)
-                d.add_(qx, alpha=lam0)
-                d_hi.sub_(qy_a, alpha=lam0)
-                d_rt.sub_(qx_a, alpha=lam0)
-            else:
-                torch.add(qy, qx, out=d)
-                d_hi.sub_(qy_a)
-                d_rt.sub_(qx_a)
-                d.mul_(lam_t).add_(y)
-            torch.lerp(cur, d, cw, out=new)
-        else:
-            n_hi, _n_lo, n_rt, _n_lf = shifts[id(new)]
-            cl = cw * lam0
+        if lam0 is not None:
             torch.lerp(cur, y, cw, out=new)
-            new.add_(qy, alpha=cl).add_(qx, alpha=cl)
-            n_hi.sub_(qy_a, alpha=cl)
-            n_rt.sub_(qx_a, alpha=cl)
+            new.add_(tmp, alpha=cw * lam0)
+            if check:  # d = y + λ div q, for the dual energy
+                torch.add(y, tmp, alpha=lam0, out=d)
+        else:
+            torch.addcmul(y, lam_t, tmp, out=d)
+            torch.lerp(cur, d, cw, out=new)
         if accelerate:
             th = 1.0 / math.sqrt(1.0 + 2.0 * gamma * tau)
             tau *= th
