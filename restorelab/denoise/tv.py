@@ -40,7 +40,7 @@ All images of a batch and all channels are updated together (no Python loop over
 or channels).
 
 Speed on CPU (the loop is memory-bound): one iteration is 14 in-place passes over
-contiguous memory, about 38 image-sized streams read or written (the dual is stored as
+contiguous memory, about 40 image-sized streams read or written (the dual is stored as
 p/λ, shifts are slices of flat views, x_0 = y is read in place, the extrapolated iterate
 is stored as x̄/(1 + θ) so that it is one subtraction, ∇x̄ and div p go through one scratch
 buffer, |q| is one OpenCV ``magnitude`` pass, and y + λ div p is only formed on gap
