@@ -100,7 +100,8 @@ def digits() -> None:
         panels.append(tile([np.clip(s, 0, 1) for s in res.samples]))
         print(f"β = {beta}: {res.message}; {res.iterations} iterations")
     gap = np.ones((panels[0].shape[0], 6), np.float32)
-    save_image(DOCS / "digits_samples.png", np.concatenate([panels[0], gap, panels[1]], axis=1), overwrite=True)
+    grid = np.concatenate([panels[0], gap, panels[1]], axis=1)
+    save_image(DOCS / "digits_samples.png", grid, overwrite=True)
     print(f"docs/digits_samples.png (model {model}): left β = 0.5, right β = 0.3; "
           f"{time.perf_counter() - t0:.1f} s for 2 × 16 samples")
 
