@@ -193,12 +193,12 @@ class TorchPatchSampler:
         self.hs = torch.tensor([im.shape[1] for im in imgs], device=device)
         self.ws = torch.tensor([im.shape[2] for im in imgs], device=device)
         self.patch, self.augment, self.device = patch, augment, device
-        self.gen = torch.Generator(device=device).manual_seed(seed)
+        self.rng = torch.Generator(device=device).manual_seed(seed)
         self.ar = torch.arange(patch, device=device)
 
     def batch_tensor(self, n: int) -> torch.Tensor:
         """(n, C, p, p) float32 patches on the device."""
-        p, g, dev = self.patch, self.gen, self.device
+        p, g, dev = self.patch, self.rng, self.device
         k = torch.randint(len(self.hs), (n,), generator=g, device=dev)
         u = torch.rand(n, 2, generator=g, device=dev)
         i = (u[:, 0] * (self.hs[k] - p + 1)).long()
@@ -216,17 +216,6 @@ class TorchPatchSampler:
             cols = (ar + j[:, None])[:, None, :]
         x = self.stack[k[:, None, None], rows, cols]  # (n, p, p, C)
         return x.permute(0, 3, 1, 2).float().div_(self.scale).contiguous()
-
-    def batch(self, n: int) -> np.ndarray:
-        return self.batch_tensor(n).cpu().numpy()
-
-    @property
-    def rng(self) -> torch.Generator:
-        return self.gen
-
-    @rng.setter
-    def rng(self, gen: Any) -> None:
-        self.gen = gen
 
 
 def _center_crop(a: np.ndarray, size: int, multiple: int) -> np.ndarray:
@@ -282,8 +271,8 @@ def noisy_batch(
     lo, span = cfg.sigma_min / 255, (cfg.sigma_max - cfg.sigma_min) / 255
     if isinstance(sampler, TorchPatchSampler):
         x = sampler.batch_tensor(cfg.batch)
-        sig = lo + torch.rand(cfg.batch, generator=sampler.gen, device=x.device) * span
-        noise = torch.randn(x.shape, generator=sampler.gen, device=x.device).mul_(sig.view(-1, 1, 1, 1))
+        sig = lo + torch.rand(cfg.batch, generator=sampler.rng, device=x.device) * span
+        noise = torch.randn(x.shape, generator=sampler.rng, device=x.device).mul_(sig.view(-1, 1, 1, 1))
         y = x.add_(noise)
     else:
         x = torch.from_numpy(sampler.batch(cfg.batch))
@@ -478,7 +467,7 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
     if kind == "torch":
         sampler = TorchPatchSampler(train_imgs, cfg.patch, augment, device, cfg.seed)
         if dev_rng_state is not None:
-            sampler.gen.set_state(dev_rng_state)
+            sampler.rng.set_state(dev_rng_state)
     else:
         sampler = PatchSampler(train_imgs, cfg.patch, augment, rng)
     model.train()
@@ -567,7 +556,7 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
                     best_step,
                     cfg,
                     elapsed0 + time.perf_counter() - t0,
-                    sampler.gen.get_state() if isinstance(sampler, TorchPatchSampler) else None,
+                    sampler.rng.get_state() if isinstance(sampler, TorchPatchSampler) else None,
                 )
                 yield Progress(
                     step,
