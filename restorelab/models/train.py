@@ -205,7 +205,7 @@ class TorchPatchSampler:
         j = (u[:, 1] * (self.ws[k] - p + 1)).long()
         ar = self.ar.expand(n, p)
         if self.augment:
-            t = torch.randint(8, (n, 3), generator=g, device=dev) % 2
+            t = torch.randint(2, (n, 3), generator=g, device=dev)
             fr, fc, tr = t[:, :1].bool(), t[:, 1:2].bool(), t[:, 2].bool().view(n, 1, 1)
             r = torch.where(fr, p - 1 - ar, ar) + i[:, None]
             cc = torch.where(fc, p - 1 - ar, ar) + j[:, None]
