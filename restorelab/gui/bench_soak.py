@@ -2,7 +2,7 @@
 
 ``python -m restorelab.gui.bench_soak [--denoise 1000] [--sample 200] [--denoiser tv] [--size 32]``
 
-Each cycle starts a core job through the real :class:`~restorelab.gui.worker.JobController`
+Each cycle starts a core job through the real :class:`~restorelab.gui.runner.JobController`
 (a ``QThread`` per job, queued signals, offscreen ``QApplication``), waits for its first
 progress batch on the GUI thread, cancels it and waits until the controller reports the
 end. After a warm-up (torch's thread pools, the registry, Qt's first thread), resident
@@ -50,7 +50,7 @@ def snapshot() -> dict[str, float]:
     """Memory and thread counts after a full garbage collection."""
     import warnings
 
-    from restorelab.gui.worker import JobWorker
+    from restorelab.gui.runner import JobWorker
 
     gc.collect()
     with warnings.catch_warnings():  # isinstance on some torch module objects warns
@@ -68,7 +68,7 @@ def run_cycles(
     app: Any, factory: Callable[[], Any], n: int, *, first_progress_timeout: float = 5.0
 ) -> dict[str, float]:
     """``n`` start → first progress → cancel → ended cycles through a ``JobController``."""
-    from restorelab.gui.worker import JobController
+    from restorelab.gui.runner import JobController
 
     ctl = JobController()
     outcomes: list[str] = []

@@ -19,18 +19,12 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsRectItem
 
+from restorelab.gui.display import to_display
 from restorelab.gui.mask import MaskOverlay
 
+__all__ = ["Canvas", "ToolHandler", "to_display"]
+
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
-
-
-def to_display(img: np.ndarray) -> np.ndarray:
-    """uint8 view of a float image in [0, 1] (display only; RGBA drops alpha)."""
-    a = img[..., :3] if img.ndim == 3 and img.shape[2] == 4 else img
-    t = np.clip(a, 0.0, 1.0, dtype=np.float32)
-    t *= 255.0
-    t += 0.5
-    return t.astype(np.uint8)
 
 
 class ToolHandler(Protocol):
@@ -100,7 +94,7 @@ class Canvas(pg.GraphicsView):
         self.before_clip = QGraphicsRectItem()
         self.before_clip.setPen(QPen(Qt.PenStyle.NoPen))
         self.before_clip.setFlag(QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape, True)
-        self.before_clip.setZValue(5)
+        self.before_clip.setZValue(7)  # above previews: the "before" side shows the original only
         self.vb.addItem(self.before_clip)
         self.before_item = pg.ImageItem(axisOrder="row-major")
         self.before_item.setParentItem(self.before_clip)
@@ -132,13 +126,24 @@ class Canvas(pg.GraphicsView):
         )
 
     # -- content ------------------------------------------------------------------------------
-    def set_image(self, image: np.ndarray, original: np.ndarray | None = None, *, fit: bool = False) -> None:
-        """Show ``image`` (float [0,1]); ``original`` feeds the before/after comparison."""
+    def set_image(
+        self,
+        image: np.ndarray,
+        original: np.ndarray | None = None,
+        *,
+        fit: bool = False,
+        display: tuple[np.ndarray, np.ndarray | None] | None = None,
+    ) -> None:
+        """Show ``image`` (float [0,1]); ``original`` feeds the before/after comparison.
+
+        ``display`` is ``(to_display(image), to_display(original))`` when a worker thread
+        already converted them (a large image then costs the GUI thread no conversion)."""
         self.image = image
-        self._disp = to_display(image)
+        self._disp = display[0] if display is not None else to_display(image)
         self.item.setImage(self._disp, autoLevels=False, levels=(0, 255))
         if original is not None:
-            self.before_item.setImage(to_display(original), autoLevels=False, levels=(0, 255))
+            before = display[1] if display is not None and display[1] is not None else to_display(original)
+            self.before_item.setImage(before, autoLevels=False, levels=(0, 255))
         h, w = image.shape[:2]
         self.split_line.setBounds((0, w))
         if self.split_line.value() <= 0 or self.split_line.value() >= w:
@@ -147,23 +152,35 @@ class Canvas(pg.GraphicsView):
         if fit:
             self.fit()
 
-    def update_rect(self, rect: tuple[int, int, int, int] | None) -> None:
-        """The document image changed in ``rect`` (y0, x0, y1, x1) or everywhere (None)."""
+    def update_rect(
+        self,
+        rect: tuple[int, int, int, int] | None,
+        image: np.ndarray | None = None,
+        display: np.ndarray | None = None,
+    ) -> None:
+        """The document image (now ``image`` when its array was replaced) changed in
+        ``rect`` (y0, x0, y1, x1); ``display`` is that box already converted."""
+        if image is not None:
+            self.image = image
         if self.image is None or self._disp is None or rect is None:
             return
         y0, x0, y1, x1 = rect
-        self._disp[y0:y1, x0:x1] = to_display(self.image[y0:y1, x0:x1])
+        self._disp[y0:y1, x0:x1] = display if display is not None else to_display(self.image[y0:y1, x0:x1])
         self.item.updateImage()
 
     def set_mask(self, mask: np.ndarray) -> None:
         self.overlay.set_mask(mask)
 
-    def show_preview(self, img: np.ndarray | None, origin: tuple[int, int] = (0, 0)) -> None:
-        """Overlay a computed preview (a crop at ``origin`` = (y, x), or the whole image)."""
+    def show_preview(
+        self, img: np.ndarray | None, origin: tuple[int, int] = (0, 0), display: np.ndarray | None = None
+    ) -> None:
+        """Overlay a computed preview (a crop at ``origin`` = (y, x), or the whole image);
+        ``display`` is ``to_display(img)`` when a worker already made it."""
         if img is None:
             self.preview_item.setVisible(False)
             return
-        self.preview_item.setImage(to_display(img), autoLevels=False, levels=(0, 255))
+        self.preview_item.setImage(display if display is not None else to_display(img),
+                                   autoLevels=False, levels=(0, 255))
         self.preview_item.setPos(origin[1], origin[0])
         self.preview_item.setVisible(True)
 

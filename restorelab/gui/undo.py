@@ -1,11 +1,14 @@
 """Undo/redo with bounded memory.
 
-Every edit is a ``QUndoCommand`` holding *deltas*, never full copies per stroke: a paint
+Every edit is a :class:`DeltaCommand` holding *deltas*, never full copies per stroke: a paint
 stroke keeps the before/after of the 256×256 tiles it touched, a filter or clone result
 keeps the before/after of the bounding box of the pixels that changed. The arrays live
 in a :class:`DeltaStore` with a RAM budget; beyond it the oldest deltas are spilled to
 ``.npy`` files in a private temporary folder (deleted with the store), so a long session
-never grows without bound in memory.
+never grows without bound in memory. Commands change the document only through its
+methods (``write_patch``, ``swap``); the document drops every delta that no command left on
+its undo stack refers to (:meth:`DeltaStore.retain`), so the store is bounded by the undo
+limit, not by the number of edits ever made.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import shutil
 import tempfile
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtGui import QUndoCommand
+
+from restorelab.gui.display import to_display
 
 if TYPE_CHECKING:
     from restorelab.gui.document import Document
@@ -46,10 +51,11 @@ class DeltaStore:
         if d:
             shutil.rmtree(d, ignore_errors=True)
 
-    def put(self, arr: np.ndarray) -> int:
-        """Keep a copy of ``arr``; returns its key."""
+    def put(self, arr: np.ndarray, *, copy: bool = True) -> int:
+        """Keep ``arr`` (a copy unless ``copy=False``: the caller hands over an array no one
+        else writes to); returns its key."""
         key = next(self._ids)
-        a = np.array(arr, copy=True)
+        a = np.array(arr, copy=True) if copy else np.asarray(arr)
         self._mem[key] = a
         self.bytes_in_memory += a.nbytes
         self._spill()
@@ -60,6 +66,14 @@ class DeltaStore:
             self._mem.move_to_end(key)
             return self._mem[key]
         return np.load(self._disk[key])
+
+    def keys(self) -> set[int]:
+        return set(self._mem) | set(self._disk)
+
+    def retain(self, keep: set[int]) -> None:
+        """Drop every array whose key is not in ``keep``."""
+        for key in self.keys() - keep:
+            self.drop(key)
 
     def drop(self, key: int) -> None:
         a = self._mem.pop(key, None)
@@ -87,7 +101,31 @@ class DeltaStore:
             self.bytes_in_memory -= a.nbytes
 
 
-class PatchCommand(QUndoCommand):
+class DeltaCommand(QUndoCommand):
+    """An undoable edit whose arrays live in the document's :class:`DeltaStore`.
+
+    Subclasses keep arrays with :meth:`keep` and read them with :meth:`get`; the document
+    frees the arrays of commands that left the undo stack.
+    """
+
+    def __init__(self, doc: Document, text: str) -> None:
+        super().__init__(text)
+        self.doc = doc
+        self.store_keys: list[int] = []
+        self.nbytes = 0
+        self.empty = False
+
+    def keep(self, arr: np.ndarray, *, copy: bool = True) -> int:
+        key = self.doc.store.put(arr, copy=copy)
+        self.store_keys.append(key)
+        self.nbytes += int(np.asarray(arr).nbytes)
+        return key
+
+    def get(self, key: int) -> np.ndarray:
+        return self.doc.store.get(key)
+
+
+class PatchCommand(DeltaCommand):
     """Before/after of rectangular patches of one layer (``image`` or ``mask``).
 
     ``patches`` is a list of ``(y0, x0, before, after)``. With ``applied=True`` (a paint
@@ -103,24 +141,14 @@ class PatchCommand(QUndoCommand):
         *,
         applied: bool = False,
     ) -> None:
-        super().__init__(text)
-        self.doc, self.layer = doc, layer
-        st = doc.store
-        self._patches = [(y0, x0, st.put(b), st.put(a), b.shape[:2]) for y0, x0, b, a in patches]
+        super().__init__(doc, text)
+        self.layer = layer
+        self._patches = [(y0, x0, self.keep(b), self.keep(a), b.shape[:2]) for y0, x0, b, a in patches]
         self._skip = applied
-        self.nbytes = sum(b.nbytes + a.nbytes for _, _, b, a in patches)
 
     def _write(self, which: int) -> None:
-        arr = self.doc.image if self.layer == "image" else self.doc.mask
-        ys, xs, ye, xe = arr.shape[0], arr.shape[1], 0, 0
         for y0, x0, kb, ka, (h, w) in self._patches:
-            arr[y0 : y0 + h, x0 : x0 + w] = self.doc.store.get(kb if which == 0 else ka)
-            ys, xs, ye, xe = min(ys, y0), min(xs, x0), max(ye, y0 + h), max(xe, x0 + w)
-        rect = (ys, xs, ye, xe)
-        if self.layer == "image":
-            self.doc.image_changed.emit(rect)
-        else:
-            self.doc.mask_changed.emit(rect)
+            self.doc.write_patch(self.layer, (y0, x0, y0 + h, x0 + w), self.get(kb if which == 0 else ka))
 
     def redo(self) -> None:
         if self._skip:
@@ -130,14 +158,6 @@ class PatchCommand(QUndoCommand):
 
     def undo(self) -> None:
         self._write(0)
-
-    def __del__(self) -> None:  # pragma: no cover - timing depends on the GC
-        try:
-            for _, _, kb, ka, _ in self._patches:
-                self.doc.store.drop(kb)
-                self.doc.store.drop(ka)
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def changed_bbox(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -152,74 +172,121 @@ def changed_bbox(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int, int] | No
     return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
 
 
-class ReplaceImageCommand(QUndoCommand):
-    """A new image (filter, clone, sampler result). Same shape: only the changed bounding
-    box is stored; a new shape stores both images (and resets the mask)."""
+class ImageEdit:
+    """A new image and what changed, computed where the new image was made (a worker
+    thread), so that applying it on the GUI thread copies nothing.
 
-    def __init__(self, doc: Document, new: np.ndarray, text: str) -> None:
-        super().__init__(text)
-        self.doc = doc
-        new = np.asarray(new, dtype=np.float32)
-        old = doc.image
-        st = doc.store
+    ``bbox`` is the changed box (None: nothing changed); ``before``/``after`` its pixels;
+    with a shape change, ``full`` is True and the whole images are kept.
+    """
+
+    __slots__ = ("image", "bbox", "before", "after", "full", "old_mask", "display")
+
+    def __init__(self, old: np.ndarray, new: np.ndarray, old_mask: np.ndarray | None = None) -> None:
+        new = np.ascontiguousarray(new, dtype=np.float32)
+        self.image = new
         self.full = new.shape != old.shape
+        self.old_mask = old_mask
+        self.display: np.ndarray | None = None
         if self.full:
-            self._keys = (st.put(old), st.put(new), st.put(doc.mask))
-            self.nbytes = old.nbytes + new.nbytes
-            self.empty = False
-        else:
-            bb = changed_bbox(old, new)
-            self.empty = bb is None
-            if bb is None:
-                bb = (0, 0, 0, 0)
-            y0, x0, y1, x1 = bb
-            self.bbox = bb
-            self._keys = (st.put(old[y0:y1, x0:x1]), st.put(new[y0:y1, x0:x1]), -1)
-            self.nbytes = 2 * old[y0:y1, x0:x1].nbytes
-
-    def _apply(self, which: int) -> None:
-        st = self.doc.store
-        if self.full:
-            img = st.get(self._keys[which]).copy()
-            mask = st.get(self._keys[2]).copy() if which == 0 else None
-            self.doc.set_image(img, mask=mask)
+            self.bbox: tuple[int, int, int, int] | None = (0, 0, new.shape[0], new.shape[1])
+            self.before, self.after = old, new
+            self.display = to_display(new)
             return
-        y0, x0, y1, x1 = self.bbox
-        if y1 > y0 and x1 > x0:
-            self.doc.image[y0:y1, x0:x1] = st.get(self._keys[which])
-            self.doc.image_changed.emit(self.bbox)
+        self.bbox = changed_bbox(old, new)
+        if self.bbox is None:
+            self.before = self.after = None
+        else:
+            y0, x0, y1, x1 = self.bbox
+            self.before = old[y0:y1, x0:x1].copy()
+            self.after = new[y0:y1, x0:x1].copy()
+            self.display = to_display(self.after)
+
+    @classmethod
+    def patch(cls, old: np.ndarray, rect: tuple[int, int, int, int], values: np.ndarray) -> ImageEdit:
+        """An edit that writes ``values`` into ``rect`` of ``old`` (no whole-image copy)."""
+        e = cls.__new__(cls)
+        y0, x0, y1, x1 = rect
+        e.image, e.full, e.old_mask = None, False, None
+        e.bbox = rect
+        e.before = old[y0:y1, x0:x1].copy()
+        e.after = np.array(values, dtype=np.float32, copy=True)
+        e.display = to_display(e.after)
+        return e
+
+
+class ReplaceImageCommand(DeltaCommand):
+    """A new image (filter, clone, sampler result) from an :class:`ImageEdit`: the same
+    shape keeps only the changed box; a new shape keeps both images and the old mask."""
+
+    def __init__(self, doc: Document, edit: ImageEdit, text: str) -> None:
+        super().__init__(doc, text)
+        self.edit_full = edit.full
+        self.empty = edit.bbox is None
+        self._new = edit.image  # the first redo swaps this array in, no copy
+        self._display = edit.display
+        if edit.full:
+            old_mask = edit.old_mask if edit.old_mask is not None else doc.mask
+            self._keys = (
+                self.keep(edit.before, copy=False),
+                self.keep(edit.after, copy=False),
+                self.keep(old_mask),
+            )
+        elif edit.bbox is not None:
+            self.bbox = edit.bbox
+            self._keys = (self.keep(edit.before, copy=False), self.keep(edit.after, copy=False), -1)
 
     def redo(self) -> None:
-        self._apply(1)
+        if self._new is not None:
+            new, self._new = self._new, None
+            display, self._display = self._display, None
+            if self.edit_full:
+                self.doc.swap(new, mask=np.zeros(new.shape[:2], np.uint8), display=display)
+            else:
+                self.doc.swap(new, rect=self.bbox, display=display)
+            return
+        if self.edit_full:
+            self.doc.swap(self.get(self._keys[1]).copy(), mask=np.zeros(self.doc.mask.shape, np.uint8))
+        else:
+            self.doc.write_patch("image", self.bbox, self.get(self._keys[1]))
 
     def undo(self) -> None:
-        self._apply(0)
+        if self.edit_full:
+            self.doc.swap(self.get(self._keys[0]).copy(), mask=self.get(self._keys[2]).copy())
+        else:
+            self.doc.write_patch("image", self.bbox, self.get(self._keys[0]))
 
 
-class MaskCommand(QUndoCommand):
+class MaskCommand(DeltaCommand):
     """A whole-mask edit (clear, invert, fill, load): stored as the changed bounding box."""
 
     def __init__(self, doc: Document, new: np.ndarray, text: str) -> None:
-        super().__init__(text)
-        self.doc = doc
+        super().__init__(doc, text)
         new = np.asarray(new, dtype=np.uint8)
         if new.shape != doc.mask.shape:
             raise ValueError(f"mask shape {new.shape} does not match the image {doc.mask.shape}")
-        bb = changed_bbox(doc.mask, new) or (0, 0, 0, 0)
-        y0, x0, y1, x1 = bb
-        self.bbox = bb
-        self.empty = y1 == y0
-        st = doc.store
-        self._keys = (st.put(doc.mask[y0:y1, x0:x1]), st.put(new[y0:y1, x0:x1]))
-
-    def _apply(self, which: int) -> None:
+        bb = changed_bbox(doc.mask, new)
+        self.empty = bb is None
+        self.bbox = bb or (0, 0, 0, 0)
         y0, x0, y1, x1 = self.bbox
-        if y1 > y0:
-            self.doc.mask[y0:y1, x0:x1] = self.doc.store.get(self._keys[which])
-            self.doc.mask_changed.emit(self.bbox)
+        self._keys = (self.keep(doc.mask[y0:y1, x0:x1]), self.keep(new[y0:y1, x0:x1]))
 
     def redo(self) -> None:
-        self._apply(1)
+        if not self.empty:
+            self.doc.write_patch("mask", self.bbox, self.get(self._keys[1]))
 
     def undo(self) -> None:
-        self._apply(0)
+        if not self.empty:
+            self.doc.write_patch("mask", self.bbox, self.get(self._keys[0]))
+
+
+def edit_job(job: Any, old: np.ndarray, mask: np.ndarray | None = None) -> Generator[Any, None, ImageEdit]:
+    """Drive ``job`` (a core job returning an image) and return the :class:`ImageEdit` from
+    ``old`` to its result — blended inside ``mask`` when given — all on the worker thread."""
+    out = yield from job
+    out = np.asarray(out, np.float32)
+    if out.shape != old.shape and out.ndim == 2 and old.ndim == 3:
+        out = np.repeat(out[..., None], old.shape[2], axis=2)
+    if mask is not None and out.shape == old.shape:
+        out = np.where(mask[..., None] if out.ndim == 3 else mask, out, old)
+    return ImageEdit(old, out)

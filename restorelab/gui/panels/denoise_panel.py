@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
-from restorelab.gui import compat
+from restorelab import denoise
 from restorelab.gui.panels.params_panel import Debouncer, ParamForm
 
 
@@ -74,24 +74,12 @@ class DenoisePanel(QWidget):
 
     def refresh_methods(self) -> None:
         """Fill the chooser from ``restorelab.denoise.names()`` (disabled when empty)."""
-        names = compat.denoiser_names()
         current = self.method_name()
         self.method.blockSignals(True)
         self.method.clear()
-        dn = compat.core("restorelab.denoise")
-        for n in names:
-            try:
-                cls = dn.get_class(n)
-                self.method.addItem(cls.title or n, n)
-            except Exception:  # noqa: BLE001
-                continue
+        for n in denoise.names():
+            self.method.addItem(denoise.get_class(n).title or n, n)
         self.method.blockSignals(False)
-        ok = self.method.count() > 0
-        for w in (self.method, self.run_button, self.live):
-            w.setEnabled(ok)
-            w.setToolTip(
-                w.toolTip() if ok else compat.why("restorelab.denoise") + " (no denoiser registered yet)"
-            )
         # keep the user's choice; else start on the best default: the learned blind model,
         # then non-local means (the best classical method of BENCHMARKS.md)
         for name in (current, *self.PREFERRED):
@@ -108,7 +96,7 @@ class DenoisePanel(QWidget):
         n = self.method_name()
         if n is None:
             return None
-        return compat.core("restorelab.denoise").get_class(n)
+        return denoise.get_class(n)
 
     def select(self, name: str) -> None:
         i = self.method.findData(name)
@@ -122,13 +110,6 @@ class DenoisePanel(QWidget):
 
     def values(self) -> dict[str, Any]:
         return self.form.values() if self.form is not None else {}
-
-    def fast(self) -> bool:
-        """Methods cheap enough for a live crop preview (non-iterative ones)."""
-        cls = self.method_class()
-        return (
-            cls is not None and not getattr(cls, "iterative", False) and getattr(cls, "name", "") != "bfcnn"
-        )
 
     def _method_changed(self, *_: Any) -> None:
         cls = self.method_class()

@@ -1,5 +1,5 @@
-"""The sampler view (Algorithms 1 and 2 of Kadkhodaie & Simoncelli 2021) and the 2-D
-manifold demo. The GUI only plots what the core's jobs yield:
+"""The prior sampler (Algorithms 1 and 2 of Kadkhodaie & Simoncelli 2021). The GUI only
+plots what the core's jobs yield:
 
 - live: σ_t (effective noise) and h_t (step size) against t on a log axis, one
   ``PlotDataItem.setData`` per received batch (the worker sends ≤ 10 batches/s, every
@@ -7,12 +7,17 @@ manifold demo. The GUI only plots what the core's jobs yield:
 - after the run: a scrubber over the stored frames of y_t, the K samples, their mean and
   their per-pixel standard deviation (uncertainty map); "Apply" puts the shown image into
   the document (undoable), "Open as image" makes it a new document.
+
+A result belongs to the document it was computed on: opening another image clears it.
+Inpainting works on the painted mask's bounding box plus a context margin, never on a
+fixed-size crop that could leave part of the mask untouched.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -32,13 +37,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from restorelab.gui import compat
+from restorelab import denoise, prior
+from restorelab.gui.context import AppContext
+from restorelab.gui.display import to_display
+from restorelab.gui.document import Document
+from restorelab.gui.features.base import Area, Feature
 from restorelab.gui.panels.params_panel import ParamForm
-from restorelab.gui.worker import OOM_KEY, oom_fallback_job
+from restorelab.gui.runner import OOM_KEY, oom_fallback_job
+from restorelab.gui.undo import ImageEdit
 from restorelab.jobs import Progress
-
-if TYPE_CHECKING:
-    from restorelab.gui.main_window import MainWindow
+from restorelab.prior import operators
+from restorelab.session import MethodChoice, SamplerResult
+from restorelab.workspace import Workspace
 
 TASK_TITLES = {
     "sample": "Sample the prior (Algorithm 1)",
@@ -50,18 +60,34 @@ TASK_TITLES = {
 }
 
 
-def _sampler(name: str) -> Any:
-    return compat.attr("restorelab.prior", name) or compat.attr("restorelab.prior.sampler", name)
+#: context kept around a painted hole: at least this many pixels, or half the hole's size
+INPAINT_MARGIN = 16
 
 
-class SamplerView(QWidget):
+def inpaint_box(mask: np.ndarray, margin: int = INPAINT_MARGIN) -> tuple[int, int, int, int] | None:
+    """The box (y0, x0, y1, x1) Algorithm 2 works on: the mask's bounding box grown by a
+    context margin (``max(margin, half the hole's larger side)``), clipped to the image."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    m = max(margin, (max(y1 - y0, x1 - x0) + 1) // 2)
+    H, W = mask.shape
+    return max(0, y0 - m), max(0, x0 - m), min(H, y1 + m), min(W, x1 + m)
+
+
+class SamplerFeature(Feature):
     """Controls, live σ_t/h_t plot, frame scrubber and sample/mean/std viewer."""
 
-    def __init__(self, win: MainWindow) -> None:
-        super().__init__()
-        self.win = win
-        split = QSplitter(Qt.Orientation.Horizontal, self)
-        lay = QHBoxLayout(self)
+    key = "sampler"
+    title = "Prior sampler  (σ_t, h_t)"
+    area = Area.BottomDockWidgetArea
+
+    def __init__(self, ctx: AppContext) -> None:
+        super().__init__(ctx)
+        self.widget = QWidget()
+        split = QSplitter(Qt.Orientation.Horizontal, self.widget)
+        lay = QHBoxLayout(self.widget)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(split)
 
@@ -79,9 +105,11 @@ class SamplerView(QWidget):
         self.size.setRange(8, 1024)
         self.size.setValue(64)
         self.size.setToolTip(
-            "Algorithm 1: size of the drawn image; Algorithm 2: largest side of the crop used"
+            "Algorithm 1: size of the drawn image; Algorithm 2 (not inpainting, whose region is the "
+            "painted mask with a context margin): largest side of the crop of the view used"
         )
-        top.addRow("Size (px)", self.size)
+        self.size_label = QLabel("Size (px)")
+        top.addRow(self.size_label, self.size)
         lv.addLayout(top)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
@@ -148,32 +176,32 @@ class SamplerView(QWidget):
         self.h: list[float] = []
         self.plot_updates: list[float] = []  # monotonic time of each curve update
         self.result: Any = None
+        self.run_info: dict[str, Any] = {}
         self._origin = (0, 0)
         self._crop_shape: tuple[int, ...] | None = None
-        self._a_sample = QAction("Sample the prior (Algorithm 1)", self)
-        self._a_sample.triggered.connect(lambda: self.run_task("sample"))
-        self._a_inpaint = QAction("Inpaint the painted mask (Algorithm 2)", self)
-        self._a_inpaint.setShortcut("Ctrl+Shift+I")
-        self._a_inpaint.triggered.connect(lambda: self.run_task("inpaint"))
+        self._source: Document | None = None
+        self._a_sample = self.action(
+            "Sample the prior (Algorithm 1)", lambda: self.run_task("sample"), menu="Run"
+        )
+        self._a_inpaint = self.action(
+            "Inpaint the painted mask (Algorithm 2)",
+            lambda: self.run_task("inpaint"),
+            menu="Run",
+            shortcut="Ctrl+Shift+I",
+        )
         self._set_result_enabled(False)
         self._set_ranges()
         self.refresh()
 
     # -- setup ------------------------------------------------------------------------------
-    def actions_for_menu(self) -> list[QAction]:
+    def dock(self) -> QWidget:
+        return self.widget
+
+    def actions(self) -> list[QAction]:
         return [self._a_sample, self._a_inpaint]
 
-    def available(self) -> bool:
-        return _sampler("sample_job") is not None and bool(compat.denoiser_names())
-
     def refresh(self) -> None:
-        ok = self.available()
-        ops = compat.core("restorelab.prior.operators")
-        tasks = ["sample"] + (
-            [t for t in TASK_TITLES if t != "sample" and t in getattr(ops, "TASK_PARAMS", {})]
-            if ops is not None
-            else []
-        )
+        tasks = ["sample"] + [t for t in TASK_TITLES if t != "sample" and t in operators.TASK_PARAMS]
         cur = self.task.currentData()
         self.task.blockSignals(True)
         self.task.clear()
@@ -182,103 +210,110 @@ class SamplerView(QWidget):
         if cur is not None and self.task.findData(cur) >= 0:
             self.task.setCurrentIndex(self.task.findData(cur))
         self.task.blockSignals(False)
-        names = compat.denoiser_names()
+        names = denoise.names()
         curd = self.denoiser.currentData()
         self.denoiser.clear()
-        dn = compat.core("restorelab.denoise")
         for n in names:
-            self.denoiser.addItem(getattr(dn.get_class(n), "title", "") or n, n)
+            self.denoiser.addItem(denoise.get_class(n).title or n, n)
         pref = curd or ("bfcnn" if "bfcnn" in names else None)
         if pref and self.denoiser.findData(pref) >= 0:
             self.denoiser.setCurrentIndex(self.denoiser.findData(pref))
-        why = "" if ok else compat.why("restorelab.prior.sampler")
-        for w in (self.run_button, self._a_sample, self._a_inpaint):
-            w.setEnabled(ok)
-            w.setToolTip(why)
         self._task_changed()
 
     def _task_changed(self, *_: Any) -> None:
         task = self.task.currentData() or "sample"
-        name = "SAMPLER_PARAMS" if task == "sample" else "INVERSE_PARAMS"
-        params = tuple(_sampler(name) or ())
-        ops = compat.core("restorelab.prior.operators")
-        if task not in ("sample", "inpaint") and ops is not None:
-            params += tuple(getattr(ops, "TASK_PARAMS", {}).get(task, ()))
+        params = tuple(prior.SAMPLER_PARAMS if task == "sample" else prior.INVERSE_PARAMS)
+        if task not in ("sample", "inpaint"):
+            params += tuple(operators.TASK_PARAMS.get(task, ()))
         self.form = ParamForm(params)
         self.scroll.setWidget(self.form)
+        inpaint = task == "inpaint"
+        self.size.setVisible(not inpaint)
+        self.size_label.setVisible(not inpaint)
 
     def _set_result_enabled(self, on: bool) -> None:
         for w in (self.scrub, self.show_what, self.apply_button, self.open_button):
             w.setEnabled(on)
+        if on:
+            self._update_apply()
+
+    def _update_apply(self) -> None:
+        """Apply puts a sample or the mean into the image; the std map is not an image."""
+        kind = (self.show_what.currentData() or ("sample", 0))[0]
+        ok = self.result is not None and kind != "std" and self.doc is not None and self.doc is self._source
+        self.apply_button.setEnabled(ok)
+        self.apply_button.setToolTip(
+            ""
+            if ok
+            else "The uncertainty map is not an image to apply; choose a sample or the mean"
+            if kind == "std"
+            else "The result belongs to another image"
+        )
 
     # -- running ----------------------------------------------------------------------------
     def run_task(self, task: str) -> bool:
         i = self.task.findData(task)
         if i >= 0:
             self.task.setCurrentIndex(i)
-        self.win.sampler_dock.show()
-        self.win.sampler_dock.raise_()
+        self.ctx.raise_dock(self.key)
         return self.run()
 
     def _crop(self) -> tuple[np.ndarray, tuple[int, int]]:
-        """The region Algorithm 2 works on: the visible part of the image, at most size²."""
-        doc = self.win.doc
-        n = self.size.value()
+        """The region Algorithm 2 works on: for inpainting the painted mask's box with a
+        context margin (:func:`inpaint_box`), else the centre of the view, at most size²."""
+        doc = self.doc
+        assert doc is not None
         H, W = doc.shape[:2]
-        m = doc.mask_bool()
-        if self.task.currentData() == "inpaint" and m.any():
-            ys, xs = np.nonzero(m)
-            cy, cx = (ys.min() + ys.max()) // 2, (xs.min() + xs.max()) // 2
-        else:
-            vr = self.win.canvas.visible_rect() or (0, 0, H, W)
-            cy, cx = (vr[0] + vr[2]) // 2, (vr[1] + vr[3]) // 2
+        if self.task.currentData() == "inpaint":
+            box = inpaint_box(doc.mask_bool())
+            if box is not None:
+                y0, x0, y1, x1 = box
+                return doc.image[y0:y1, x0:x1].copy(), (y0, x0)
+        n = self.size.value()
+        vr = self.ctx.canvas.visible_rect() or (0, 0, H, W)
+        cy, cx = (vr[0] + vr[2]) // 2, (vr[1] + vr[3]) // 2
         y0 = int(min(max(cy - n // 2, 0), max(H - n, 0)))
         x0 = int(min(max(cx - n // 2, 0), max(W - n, 0)))
         return doc.image[y0 : y0 + n, x0 : x0 + n].copy(), (y0, x0)
 
     def run(self) -> bool:
         """Start the sampler job; the σ_t curve fills while it runs."""
-        win = self.win
         task = self.task.currentData() or "sample"
         den_name = self.denoiser.currentData()
-        if den_name is None or not self.available():
+        if den_name is None or self.ctx.busy:
             return False
         values = self.form.values() if self.form else {}
-        dev = win.device_pref
+        dev = self.ctx.device
         n = self.size.value()
+        doc = self.doc
         if task == "sample":
-            job_fn = _sampler("sample_job")
-            channels = 3 if win.doc is not None and win.doc.image.ndim == 3 else 1
-            self._origin = (0, 0)
-            self._crop_shape = None
+            channels = 3 if doc is not None and doc.image.ndim == 3 else 1
+            origin: tuple[int, int] = (0, 0)
+            crop_shape: tuple[int, ...] | None = None
 
             def make(d: str) -> Any:
-                return job_fn(
-                    win._denoiser(den_name, {}, d), shape=(n, n), channels=channels, device=d, **values
+                return prior.sample_job(
+                    denoise.get(den_name, device=d), shape=(n, n), channels=channels, device=d, **values
                 )
         else:
-            if win.doc is None:
+            if doc is None:
                 return False
-            job_fn = _sampler("inverse_job")
             crop, origin = self._crop()
-            self._origin, self._crop_shape = origin, crop.shape
-            mask = win.doc.mask_bool()[
+            crop_shape = crop.shape
+            mask = doc.mask_bool()[
                 origin[0] : origin[0] + crop.shape[0], origin[1] : origin[1] + crop.shape[1]
             ]
             if task == "inpaint" and not mask.any():
-                from restorelab.gui import dialogs
-
-                dialogs.info(win, "Inpainting", "Paint the region to fill first (B), then run again.")
+                self.ctx.info("Inpainting", "Paint the region to fill first (B), then run again.")
                 return False
-            ops = compat.core("restorelab.prior.operators")
-            sampler_keys = {p.name for p in (_sampler("INVERSE_PARAMS") or ())}
+            sampler_keys = {p.name for p in prior.INVERSE_PARAMS}
             svals = {k: v for k, v in values.items() if k in sampler_keys}
             tvals = {k: v for k, v in values.items() if k not in sampler_keys}
             mask = mask.copy()
 
             def make(d: str) -> Any:
-                op = ops.make(task, crop.shape[:2], mask=mask if task == "inpaint" else None, **tvals)
-                return job_fn(win._denoiser(den_name, {}, d), op, crop, device=d, **svals)
+                op = operators.make(task, crop.shape[:2], mask=mask if task == "inpaint" else None, **tvals)
+                return prior.inverse_job(denoise.get(den_name, device=d), op, crop, device=d, **svals)
 
         def factory() -> Any:
             if dev == "cpu":
@@ -301,8 +336,20 @@ class SamplerView(QWidget):
         self.result = None
         self._set_result_enabled(False)
         self._t0 = time.monotonic()
-        win.meta_pending = {"task": task, "denoiser": den_name, "params": values}
-        return win.start_job(TASK_TITLES[task], factory, self._done, on_progress=self._progress)
+        info = {"task": task, "denoiser": den_name, "params": values, "origin": list(origin)}
+
+        def done(result: Any) -> None:
+            if self.doc is not doc:
+                return
+            self._origin, self._crop_shape, self._source = origin, crop_shape, doc
+            self.run_info = info
+            self._done(result)
+
+        def progress(batch: list[Progress]) -> None:
+            self._origin, self._crop_shape = origin, crop_shape
+            self._progress(batch)
+
+        return self.ctx.run(TASK_TITLES[task], factory, done, on_progress=progress)
 
     def _progress(self, batch: list[Progress]) -> None:
         preview = None
@@ -330,7 +377,7 @@ class SamplerView(QWidget):
             img = np.asarray(preview)
             self.thumb_item.setImage(_disp(img), autoLevels=False, levels=(0, 255))
             if self._crop_shape is not None and img.shape[:2] == self._crop_shape[:2]:
-                self.win.canvas.show_preview(img, self._origin)
+                self.ctx.preview(img, self._origin, owner=self)
 
     def _set_ranges(self) -> None:
         self.plot.setXRange(0, self._xmax, padding=0.02)
@@ -356,7 +403,7 @@ class SamplerView(QWidget):
 
     def _done(self, result: Any) -> None:
         self.result = result
-        self.win.canvas.show_preview(None)
+        self.ctx.clear_preview(self)
         frames = list(getattr(result, "frames", []) or [])
         self.scrub.blockSignals(True)
         self.scrub.setRange(0, max(len(frames) - 1, 0))
@@ -367,17 +414,19 @@ class SamplerView(QWidget):
         for k in range(len(getattr(result, "samples", []) or [])):
             self.show_what.addItem(f"sample {k + 1}", ("sample", k))
         self.show_what.addItem("mean of the samples", ("mean", 0))
-        self.show_what.addItem("std (uncertainty map)", ("std", 0))
+        k = len(getattr(result, "samples", []) or [])
+        self.show_what.addItem(
+            "std (uncertainty map)" if k > 1 else "std (needs 2 or more samples)", ("std", 0)
+        )
         self.show_what.blockSignals(False)
         self._set_result_enabled(True)
         self.scrub.setEnabled(len(frames) > 1)
         msg = getattr(result, "message", "")
         its = getattr(result, "iterations", len(self.t))
         self.info.setText(f"{its} iterations, {getattr(result, 'seconds', 0):.1f} s. {msg}")
-        doc = self.win.doc
-        if doc is not None:
-            doc.meta["last_sampler"] = dict(getattr(self.win, "meta_pending", {}), origin=list(self._origin))
-            doc.meta["last_sampler_result"] = result  # samples, mean, std, log: for session files
+        doc = self.doc
+        if doc is not None and not isinstance(result, SamplerResult):
+            doc.ws.sampler = as_sampler_result(result, self.run_info)
         self._show_result()
 
     def shown_image(self) -> np.ndarray | None:
@@ -393,9 +442,17 @@ class SamplerView(QWidget):
         return std / max(float(std.max()), 1e-8)
 
     def _show_result(self, *_: Any) -> None:
+        self.ctx.clear_preview(self)  # a scrubbed y_t frame is not the chosen result
         img = self.shown_image()
         if img is not None:
             self.thumb_item.setImage(_disp(img), autoLevels=False, levels=(0, 255))
+            kind = (self.show_what.currentData() or ("sample", 0))[0]
+            if kind == "std" and len(getattr(self.result, "samples", []) or []) < 2:
+                self.info.setText(
+                    "One sample: its standard deviation is 0 everywhere. Run K ≥ 2 samples "
+                    "for an uncertainty map."
+                )
+        self._update_apply()
 
     def _scrubbed(self, i: int) -> None:
         frames = list(getattr(self.result, "frames", []) or [])
@@ -404,175 +461,145 @@ class SamplerView(QWidget):
             img = np.asarray(img)
             self.thumb_item.setImage(_disp(img), autoLevels=False, levels=(0, 255))
             self.info.setText(f"frame at t = {t}")
-            if self._crop_shape is not None and img.shape[:2] == self._crop_shape[:2]:
-                self.win.canvas.show_preview(img, self._origin)
+            if (
+                self._crop_shape is not None
+                and img.shape[:2] == self._crop_shape[:2]
+                and self._source is self.doc
+            ):
+                self.ctx.preview(img, self._origin, owner=self)
 
     def apply_result(self) -> bool:
         """Put the shown sample/mean into the document (the crop it came from)."""
-        doc, img = self.win.doc, self.shown_image()
+        doc, img = self.doc, self.shown_image()
         if doc is None or img is None or (self.show_what.currentData() or ("",))[0] == "std":
+            return False
+        if doc is not self._source:
+            self.ctx.status("The sampler result belongs to another image.")
             return False
         if self._crop_shape is None:
             return self.open_result()
         y0, x0 = self._origin
-        new = doc.image.copy()
         h, w = img.shape[:2]
-        new[y0 : y0 + h, x0 : x0 + w] = img.reshape(new[y0 : y0 + h, x0 : x0 + w].shape)
-        self.win.canvas.show_preview(None)
-        doc.apply_image(new, f"Sampler: {self.task.currentText()}")
+        patch = np.asarray(img, np.float32).reshape(doc.image[y0 : y0 + h, x0 : x0 + w].shape)
+        e = ImageEdit.patch(doc.image, (y0, x0, y0 + h, x0 + w), patch)
+        self.ctx.clear_preview(self)
+        doc.apply_edit(e, f"Sampler: {self.task.currentText()}")
         return True
 
     def open_result(self) -> bool:
         img = self.shown_image()
-        if img is None:
+        if img is None or not self.ctx.confirm_discard():
             return False
-        from restorelab.gui.document import Document
+        return self.ctx.open_workspace(Workspace.from_image(np.clip(img, 0, 1)))
 
-        if not self.win._maybe_keep_changes():  # noqa: SLF001
-            return False
-        self.win.set_document(Document(np.clip(img, 0, 1)))
-        return True
+    # -- document, state --------------------------------------------------------------------
+    def document_changed(self, doc: Document | None) -> None:
+        """A result of another image must not be applied to this one: clear it."""
+        self.result = None
+        self.run_info = {}
+        self._source = None
+        self._crop_shape = None
+        self.show_what.clear()
+        self.thumb_item.clear()
+        self._set_result_enabled(False)
+        self.info.setText("")
+        for a in (self._a_inpaint,):
+            a.setEnabled(doc is not None)
+
+    def state(self, ws: Workspace) -> None:
+        task = self.task.currentData()
+        if task is not None and self.form is not None:
+            vals = dict(self.form.values())
+            seed = vals.get("seed")
+            ws.methods[self.key] = MethodChoice(
+                self.key,
+                str(task),
+                vals,
+                seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            )
+            ws.extra["sampler"] = {"size": int(self.size.value()), "denoiser": self.denoiser.currentData()}
+
+    def restore(self, ws: Workspace) -> list[str]:
+        notes: list[str] = []
+        m = self.method(ws)
+        if m is not None:
+            i = self.task.findData(m.name)
+            if i < 0:
+                notes.append(f"sampler task {m.name!r} is not available")
+            else:
+                self.task.setCurrentIndex(i)
+                if self.form is not None:
+                    self.form.set_values(dict(m.params))
+            extra = ws.extra.get("sampler") or {}
+            if isinstance(extra.get("size"), int):
+                self.size.setValue(extra["size"])
+            j = self.denoiser.findData(extra.get("denoiser"))
+            if j >= 0:
+                self.denoiser.setCurrentIndex(j)
+        r = ws.sampler
+        if r is not None and r.mean is not None and r.std is not None:
+            self._show_saved(r)
+        return notes
+
+    def _show_saved(self, r: SamplerResult) -> None:
+        """Put a restored sampler result back: the σ_t / h_t curves, the samples, their mean
+        and the uncertainty map (trajectory frames are not saved)."""
+        n = min(len(r.sigma_log), len(r.h_log)) if r.h_log else len(r.sigma_log)
+        self.t[:] = [float(t) for t in range(1, n + 1)]
+        self.sig[:] = [max(float(v), 1e-12) for v in r.sigma_log[:n]]
+        self.h[:] = [max(float(v), 1e-12) for v in r.h_log[:n]] if r.h_log else [float("nan")] * n
+        if self.t:
+            self.sigma_curve.setData(self.t, self.sig)
+            if r.h_log:
+                self.h_curve.setData(self.t, self.h)
+            self._grow_ranges()
+        origin = r.params.get("origin")
+        if isinstance(origin, list) and len(origin) == 2 and all(isinstance(v, int) for v in origin):
+            self._origin, self._crop_shape = (origin[0], origin[1]), tuple(r.mean.shape)
+        else:
+            self._origin, self._crop_shape = (0, 0), None
+        self._source = self.doc
+        self.run_info = {
+            "task": r.method,
+            "denoiser": r.params.get("denoiser"),
+            "origin": origin,
+            "params": {k: v for k, v in r.params.items() if k not in ("denoiser", "origin")},
+        }
+        view = SimpleNamespace(
+            samples=[] if r.samples is None else [np.asarray(x) for x in r.samples],
+            mean=r.mean,
+            std=r.std,
+            frames=[],
+            iterations=n,
+            seconds=0.0,
+            message="(restored from the session)",
+        )
+        self._done(view)
 
 
 def _disp(img: np.ndarray) -> np.ndarray:
-    from restorelab.gui.canvas import to_display
-
     return to_display(np.asarray(img, np.float32))
 
 
-def manifold_params() -> tuple[Any, ...]:
-    """The demo's declarations: the core's ``MANIFOLD_PARAMS`` when it has them, else the
-    keyword arguments of ``manifold_demo_job`` declared here (one widget each)."""
-    core_params = compat.attr("restorelab.prior.manifold", "MANIFOLD_PARAMS")
-    if core_params:
-        return tuple(core_params)
-    from restorelab.params import Param
-
-    curves = tuple(compat.attr("restorelab.prior.manifold", "CURVES") or ("spiral",))
-    return (
-        Param("curve", str, curves[0], choices=curves, help="the 1-D manifold the signals lie on"),
-        Param("n_points", int, 50, lo=1, hi=400, help="number of signals (and trajectories)"),
-        Param("seed", int, 0, lo=0, hi=2**31 - 1, help="random seed"),
-        Param("grid", int, 128, lo=16, hi=512, help="density grid size"),
-        Param("h0", float, 0.05, lo=1e-3, hi=1.0, log=True, group="schedule", help="h₀ of the ascent"),
-        Param(
-            "beta", float, 1.0, lo=1e-3, hi=1.0, log=True, group="schedule", help="β (1: no injected noise)"
-        ),
-        Param("max_iter", int, 2000, lo=1, hi=20000, group="schedule", help="iteration cap"),
+def as_sampler_result(res: Any, info: dict[str, Any]) -> SamplerResult:
+    """The core sampler's result as the workspace's (and the session file's) record."""
+    samples = getattr(res, "samples", None)
+    stack = (
+        np.stack([np.asarray(x, np.float32) for x in samples])
+        if samples is not None and len(samples)
+        else None
     )
-
-
-class ManifoldPanel(QWidget):
-    """The 2-D manifold demo (Fig. 10 of Kadkhodaie & Simoncelli 2021): the density p(y)
-    of the noisy signals at the chosen σ, the curve, and the trajectories of Algorithm 1
-    (orange) and Algorithm 2 (cyan) drawn over it."""
-
-    def __init__(self, win: MainWindow) -> None:
-        super().__init__()
-        self.win = win
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(2, 2, 2, 2)
-        left = QVBoxLayout()
-        self.form_box = QScrollArea()
-        self.form_box.setWidgetResizable(True)
-        left.addWidget(self.form_box, 1)
-        self.level = QComboBox()
-        self.level.setToolTip("Which noise level's density is drawn")
-        self.level.currentIndexChanged.connect(lambda _: self._draw())
-        left.addWidget(self.level)
-        self.run_button = QPushButton("Run the demo")
-        self.run_button.clicked.connect(self.run)
-        left.addWidget(self.run_button)
-        lay.addLayout(left, 1)
-        self.plot = pg.PlotWidget()
-        self.plot.setAspectLocked(True)
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.plot.addLegend(offset=(-10, 10))
-        lay.addWidget(self.plot, 3)
-        self.form: ParamForm | None = None
-        self.data: dict[str, Any] | None = None
-        self._action = QAction("2-D manifold demo", self)
-        self._action.triggered.connect(self._menu_run)
-        self.refresh()
-
-    def _menu_run(self) -> None:
-        self.win.manifold_dock.show()
-        self.win.manifold_dock.raise_()
-        self.run()
-
-    def actions_for_menu(self) -> list[QAction]:
-        return [self._action]
-
-    def _fn(self) -> Any:
-        return compat.attr("restorelab.prior.manifold", "manifold_demo_job")
-
-    def refresh(self) -> None:
-        ok = self._fn() is not None
-        self.form = ParamForm(manifold_params() if ok else ())
-        self.form_box.setWidget(self.form)
-        for w in (self.run_button, self._action):
-            w.setEnabled(ok)
-            w.setToolTip("" if ok else compat.why("restorelab.prior.manifold"))
-
-    def run(self) -> bool:
-        fn = self._fn()
-        if fn is None:
-            return False
-        values = self.form.values() if self.form else {}
-        return self.win.start_job("2-D manifold demo", lambda: fn(**values), self.show_data)
-
-    def show_data(self, data: Any) -> None:
-        """Keep a ``manifold_demo`` result and draw it."""
-        self.data = dict(data)
-        sig = np.atleast_1d(self.data.get("sigmas", []))
-        self.level.blockSignals(True)
-        self.level.clear()
-        for j, s in enumerate(sig):
-            self.level.addItem(f"density at σ = {float(s):g}", j)
-        self.level.setCurrentIndex(self.level.count() - 1)  # the sharpest density first
-        self.level.blockSignals(False)
-        self._draw()
-
-    def _draw(self) -> None:
-        d = self.data
-        if d is None:
-            return
-        from PySide6.QtCore import QRectF
-
-        self.plot.clear()
-        dens = d.get("density")
-        if dens is not None:
-            dens = np.asarray(dens, np.float32)
-            j = self.level.currentData() or 0
-            img = dens[j] if dens.ndim == 3 else dens
-            item = pg.ImageItem(axisOrder="row-major")
-            item.setImage(np.sqrt(img / max(float(img.max()), 1e-12)), autoLevels=False, levels=(0, 1))
-            item.setColorMap(pg.colormap.get("viridis"))
-            gx, gy = np.asarray(d["grid_x"]), np.asarray(d["grid_y"])
-            item.setRect(QRectF(gx[0], gy[0], gx[-1] - gx[0], gy[-1] - gy[0]))
-            item.setZValue(-10)
-            self.plot.addItem(item)
-        c = np.asarray(d["curve"])
-        self.plot.plot(c[:, 0], c[:, 1], pen=pg.mkPen((255, 255, 255), width=2), name="manifold")
-        for key, color, label in (
-            ("traj_alg1", (255, 150, 60, 170), "Algorithm 1"),
-            ("traj_alg2", (80, 220, 255, 170), "Algorithm 2"),
-        ):
-            tr = d.get(key)
-            if tr is None:
-                continue
-            tr = np.asarray(tr)
-            # one item for all trajectories: NaN rows separate them
-            sep = np.full((tr.shape[0], 1, 2), np.nan)
-            flat = np.concatenate([tr, sep], axis=1).reshape(-1, 2)
-            self.plot.plot(flat[:, 0], flat[:, 1], pen=pg.mkPen(color, width=1), connect="finite", name=label)
-        for key, brush in (("end_alg1", (255, 150, 60)), ("end_alg2", (80, 220, 255))):
-            e = d.get(key)
-            if e is not None:
-                e = np.asarray(e)
-                self.plot.plot(
-                    e[:, 0], e[:, 1], pen=None, symbol="o", symbolSize=5, symbolBrush=brush, symbolPen=None
-                )
-        if "grid_x" in d and "grid_y" in d:
-            gx, gy = np.asarray(d["grid_x"]), np.asarray(d["grid_y"])
-            self.plot.setRange(xRange=(gx[0], gx[-1]), yRange=(gy[0], gy[-1]), padding=0.02)
+    log = [r for r in list(getattr(res, "log", []) or []) if np.isfinite(r[1]) and np.isfinite(r[2])]
+    params = dict(getattr(res, "params", {}) or info.get("params", {}) or {})
+    params = {k: v for k, v in params.items() if isinstance(v, (bool, int, float, str)) or v is None}
+    seed = params.get("seed")
+    return SamplerResult(
+        method=str(info.get("task", "sample")),
+        samples=stack,
+        mean=None if getattr(res, "mean", None) is None else np.asarray(res.mean, np.float32),
+        std=None if getattr(res, "std", None) is None else np.asarray(res.std, np.float32),
+        sigma_log=[float(r[1]) for r in log],
+        h_log=[float(r[2]) for r in log],
+        params={**params, "denoiser": info.get("denoiser"), "origin": info.get("origin")},
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+    )

@@ -209,6 +209,7 @@ class JobController(QObject):
         self._on_done: Callable[[Any], None] | None = None
         self._on_progress: Callable[[list[Progress]], None] | None = None
         self._on_error: Callable[[str, str, BaseException], None] | None = None
+        self._on_end: Callable[[str], None] | None = None
 
     @property
     def busy(self) -> bool:
@@ -222,14 +223,19 @@ class JobController(QObject):
         *,
         on_progress: Callable[[list[Progress]], None] | None = None,
         on_error: Callable[[str, str, BaseException], None] | None = None,
+        on_end: Callable[[str], None] | None = None,
         rate: float = 10.0,
     ) -> bool:
-        """Start a job; returns False (nothing started) when one is already running."""
+        """Start a job; returns False (nothing started) when one is already running.
+
+        ``on_end(outcome)`` runs after every outcome ("done", "cancelled", "failed"), e.g.
+        to take a live preview off the canvas when a run is cancelled."""
         if self.worker is not None:
             return False
         w = JobWorker(factory, rate=rate)
         self.worker, self.title = w, title
         self._on_done, self._on_progress, self._on_error = on_done, on_progress, on_error
+        self._on_end = on_end
         w.progress.connect(self._progress)
         w.done.connect(self._done)
         w.failed.connect(self._failed)
@@ -261,6 +267,9 @@ class JobController(QObject):
         if w is not None:
             w.wait(2000)
             w.deleteLater()
+        end, self._on_end = self._on_end, None
+        if end is not None:
+            end(outcome)
         self.finished.emit(outcome, self.title)
 
     def _done(self, result: Any) -> None:
@@ -289,7 +298,9 @@ class LatestRunner(QObject):
 
     ``request(fn)`` where ``fn(token) -> result``; a newer request cancels the token of the
     running one, whose result is then dropped. ``ready(result, tag)`` is emitted for the
-    latest request only.
+    latest request only. :meth:`cancel` drops the queued request and, with ``wait``, blocks
+    until the running one has returned, so that a caller may then use the objects the
+    request was using (a drag session is not shared by two threads).
     """
 
     ready = Signal(object, object)
@@ -300,10 +311,16 @@ class LatestRunner(QObject):
         self._cond = threading.Condition()
         self._next: tuple[Callable[[CancelToken], Any], Any] | None = None
         self._token: CancelToken | None = None
+        self._running = False
         self._seq = 0
         self._stop = False
         self._thread = threading.Thread(target=self._loop, name="restorelab-preview", daemon=True)
         self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        with self._cond:
+            return self._running or self._next is not None
 
     def request(self, fn: Callable[[CancelToken], Any], tag: Any = None) -> None:
         with self._cond:
@@ -311,21 +328,26 @@ class LatestRunner(QObject):
                 self._token.cancel()
             self._seq += 1
             self._next = (fn, (self._seq, tag))
-            self._cond.notify()
+            self._cond.notify_all()
 
-    def cancel(self) -> None:
+    def cancel(self, wait: float | None = None) -> bool:
+        """Drop the queued request and cancel the running one; with ``wait`` (seconds),
+        block until nothing runs. Returns True when idle. Callable from any thread."""
         with self._cond:
             self._next = None
             self._seq += 1
             if self._token is not None:
                 self._token.cancel()
+            if wait is None:
+                return not self._running
+            return self._cond.wait_for(lambda: not self._running, timeout=wait)
 
     def stop(self) -> None:
         with self._cond:
             self._stop = True
             if self._token is not None:
                 self._token.cancel()
-            self._cond.notify()
+            self._cond.notify_all()
 
     def _loop(self) -> None:
         lower_thread_priority()
@@ -338,13 +360,19 @@ class LatestRunner(QObject):
                 fn, (seq, tag) = self._next
                 self._next = None
                 token = self._token = CancelToken()
+                self._running = True
             try:
                 out = fn(token)
+                failed: BaseException | None = None
             except Exception as e:  # noqa: BLE001
-                if not token.cancelled:
-                    self.error.emit(describe_error(e))
-                continue
+                out, failed = None, e
             with self._cond:
                 latest = seq == self._seq and not token.cancelled
-            if latest:
+                self._running = False
+                self._token = None
+                self._cond.notify_all()
+            if failed is not None:
+                if latest:
+                    self.error.emit(describe_error(failed))
+            elif latest:
                 self.ready.emit(out, tag)
