@@ -373,6 +373,16 @@ class MainWindow(QMainWindow):
             return True
         return False
 
+    def keyPressEvent(self, ev: Any) -> None:  # noqa: N802
+        if ev.key() == Qt.Key.Key_Backslash and not ev.isAutoRepeat():
+            return self.canvas.show_original(True)
+        super().keyPressEvent(ev)
+
+    def keyReleaseEvent(self, ev: Any) -> None:  # noqa: N802
+        if ev.key() == Qt.Key.Key_Backslash and not ev.isAutoRepeat():
+            return self.canvas.show_original(False)
+        super().keyReleaseEvent(ev)
+
     def dragEnterEvent(self, ev: Any) -> None:  # noqa: N802
         if ev.mimeData().hasUrls():
             ev.acceptProposedAction()

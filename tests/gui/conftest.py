@@ -12,9 +12,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pyqtgraph")
-
 from restorelab import denoise  # noqa: E402
 from restorelab.denoise.base import Denoiser  # noqa: E402
 from restorelab.jobs import Progress  # noqa: E402
@@ -47,6 +44,7 @@ class FastTestDenoiser(Denoiser):
 
     name = "_test_fast"
     title = "Fast test denoiser"
+    cost_s_per_mp = 0.01
     params = (Param("gamma", float, 2.0, lo=0.5, hi=4.0, help="exponent"),)
 
     def _denoise(self, x: np.ndarray, sigma: float, p: Any) -> np.ndarray:
@@ -120,8 +118,8 @@ def win(qtbot: Any, tmp_path: Any, dialog_log: DialogLog, sample_png: str) -> An
     w.show()
     w.activateWindow()
     qtbot.waitUntil(w.isActiveWindow, timeout=2000)
-    w._late_init()
     assert w.open_path(sample_png)
+    qtbot.waitUntil(lambda: w.doc is not None and not w.ctx.busy, timeout=10000)
     yield w
     if w.doc is not None:
         w.doc.undo.setClean()
@@ -133,6 +131,18 @@ def wait_idle(qtbot: Any) -> Any:
     """``wait_idle(win)``: process events until the window's job has ended."""
 
     def wait(w: Any, timeout: int = 30000) -> None:
-        qtbot.waitUntil(lambda: not w.jobs.busy, timeout=timeout)
+        qtbot.waitUntil(lambda: not w.ctx.busy, timeout=timeout)
 
     return wait
+
+
+@pytest.fixture
+def open_wait(qtbot: Any) -> Any:
+    """``open_wait(win, path)``: open ``path`` (a job) and wait until it has ended."""
+
+    def run(w: Any, path: Any, timeout: int = 10000) -> bool:
+        started = w.open_path(str(path))
+        qtbot.waitUntil(lambda: not w.ctx.busy, timeout=timeout)
+        return started
+
+    return run

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 
-from restorelab.gui.worker import OOM_KEY, oom_fallback_job
+from restorelab.gui.runner import OOM_KEY, oom_fallback_job
 from restorelab.jobs import Progress, run_job
 
 

@@ -58,7 +58,7 @@ def test_param_form_one_widget_per_declaration(qtbot: Any) -> None:
 def test_denoise_panel_generated_from_registry(win: Any) -> None:
     from restorelab import denoise
 
-    panel = win.denoise_panel
+    panel = win.feature("denoise").panel
     assert panel.method.count() == len(denoise.names())
     panel.select("_test_slow")
     assert set(panel.form.rows) == {"steps", "delay"}

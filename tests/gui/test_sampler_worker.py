@@ -15,7 +15,7 @@ pytest.importorskip("restorelab.prior.sampler")
 
 
 def _setup_sampler(win: Any, max_iter: int, delay: float) -> Any:
-    sv = win.sampler_view
+    sv = win.feature("sampler")
     sv.refresh()
     sv.task.setCurrentIndex(sv.task.findData("sample"))
     sv.denoiser.setCurrentIndex(sv.denoiser.findData("_test_slow"))
@@ -36,7 +36,7 @@ def _setup_sampler(win: Any, max_iter: int, delay: float) -> Any:
 
 
 def test_sampler_sigma_curve_receives_points(win: Any, qtbot: Any, wait_idle: Any) -> None:
-    sv = win.sampler_view
+    sv = win.feature("sampler")
     sv.refresh()
     sv.task.setCurrentIndex(sv.task.findData("sample"))
     sv.denoiser.setCurrentIndex(sv.denoiser.findData("_test_slow"))
@@ -81,7 +81,7 @@ def test_gui_thread_never_stalls_and_plot_rate(win: Any, qtbot: Any, wait_idle: 
     sv = _setup_sampler(win, max_iter=100000, delay=0.004)
     assert sv.run()
     busy = _tick_gaps(qtbot, 2.5)
-    win.jobs.cancel()
+    win.ctx.jobs.cancel()
     wait_idle(win)
     worst, p99 = max(busy), float(np.percentile(busy, 99))
     idle_worst, idle_p99 = max(idle), float(np.percentile(idle, 99))
@@ -98,7 +98,7 @@ def test_gui_thread_never_stalls_and_plot_rate(win: Any, qtbot: Any, wait_idle: 
 
 
 def test_latest_runner_abandons_previous(qtbot: Any) -> None:
-    from restorelab.gui.worker import LatestRunner
+    from restorelab.gui.runner import LatestRunner
 
     r = LatestRunner()
     got: list[Any] = []
@@ -129,7 +129,7 @@ def test_inpaint_with_painted_mask_keeps_known_pixels(win: Any, wait_idle: Any) 
     doc = win.doc
     before = doc.image.copy()
     doc.mask[40:52, 30:46] = 255
-    sv = win.sampler_view
+    sv = win.feature("sampler")
     sv.refresh()
     sv.task.setCurrentIndex(sv.task.findData("inpaint"))
     sv.denoiser.setCurrentIndex(sv.denoiser.findData("_test_slow"))

@@ -41,10 +41,10 @@ def _edit(win: Any) -> None:
     doc.meta["clones"] = [{"offset": [3, -4], "mode": "mixed", "solver": "cg", "source": "small.png",
                            "mask": m[:40, :40] > 0}]
     doc.meta["last_denoise"] = {"method": "_test_fast", "sigma": 0.1, "params": {"gamma": 1.5}}
-    win.denoise_panel.select("_test_fast")
-    win.denoise_panel.sigma.setValue(37.0)
-    win.denoise_panel.form.set_values({"gamma": 3.25})
-    win.denoise_panel.in_mask.setChecked(True)
+    win.feature("denoise").panel.select("_test_fast")
+    win.feature("denoise").panel.sigma.setValue(37.0)
+    win.feature("denoise").panel.form.set_values({"gamma": 3.25})
+    win.feature("denoise").panel.in_mask.setChecked(True)
 
 
 def test_session_save_and_reopen(win: Any, tmp_path: Path, dialog_log: Any) -> None:
@@ -55,19 +55,19 @@ def test_session_save_and_reopen(win: Any, tmp_path: Path, dialog_log: Any) -> N
     assert win.save_session_to(p)
     assert p.is_file() and len(list(tmp_path.glob("work.rlsession.*.npz"))) == 1
     # change everything, then reopen
-    win.denoise_panel.select("_test_slow")
-    win.denoise_panel.sigma.setValue(5.0)
-    win.denoise_panel.in_mask.setChecked(False)
+    win.feature("denoise").panel.select("_test_slow")
+    win.feature("denoise").panel.sigma.setValue(5.0)
+    win.feature("denoise").panel.in_mask.setChecked(False)
     doc.undo.setClean()
     assert win.open_session(p)
     new = win.doc
     assert new is not doc
     np.testing.assert_array_equal(new.image, image)
     np.testing.assert_array_equal(new.mask, mask)
-    assert win.denoise_panel.method_name() == "_test_fast"
-    assert abs(win.denoise_panel.sigma.value() - 37.0) < 1e-6
-    assert abs(win.denoise_panel.values()["gamma"] - 3.25) < 1e-6
-    assert win.denoise_panel.in_mask.isChecked()
+    assert win.feature("denoise").panel.method_name() == "_test_fast"
+    assert abs(win.feature("denoise").panel.sigma.value() - 37.0) < 1e-6
+    assert abs(win.feature("denoise").panel.values()["gamma"] - 3.25) < 1e-6
+    assert win.feature("denoise").panel.in_mask.isChecked()
     c = new.meta["clones"][0]
     assert c["offset"] == [3, -4] and c["mode"] == "mixed" and c["solver"] == "cg"
     np.testing.assert_array_equal(c["mask"], mask[:40, :40] > 0)
@@ -95,7 +95,7 @@ def test_session_keeps_sampler_result(win: Any, tmp_path: Path) -> None:
     np.testing.assert_array_equal(r.std, res.std)
     assert r.sigma_log == [0.9, 0.5] and r.h_log == [0.01, 0.02] and r.seed == 7
     # the sampler view shows it again: σ_t curve, samples, mean and uncertainty map
-    sv = win.sampler_view
+    sv = win.feature("sampler")
     x, y = sv.sigma_curve.getData()
     assert list(x) == [1.0, 2.0]
     np.testing.assert_allclose(10 ** np.asarray(y), [0.9, 0.5])  # the plot is log-scaled
@@ -234,14 +234,14 @@ def test_cuda_oom_falls_back_with_status_message(
 ) -> None:
     monkeypatch.setitem(denoise._REGISTRY, FirstCallOOMDenoiser.name, FirstCallOOMDenoiser)
     monkeypatch.setattr(FirstCallOOMDenoiser, "calls", [])
-    win.denoise_panel.refresh_methods()
-    win.denoise_panel.select("_test_oom_once")
-    win.denoise_panel.live.setChecked(False)
+    win.feature("denoise").panel.refresh_methods()
+    win.feature("denoise").panel.select("_test_oom_once")
+    win.feature("denoise").panel.live.setChecked(False)
     doc = win.doc
     before = doc.image.copy()
     messages: list[str] = []
     monkeypatch.setattr(win.statusBar(), "showMessage", lambda m, *a: messages.append(m))
-    assert win.run_denoise(device="cuda")
+    assert win.feature("denoise").run(device="cuda")
     wait_idle(win)
     assert doc.undo.count() == 1
     np.testing.assert_allclose(doc.image, 0.25 * before, atol=1e-6)
@@ -257,11 +257,11 @@ def test_cuda_oom_everywhere_but_cpu(win: Any, qtbot: Any, dialog_log: Any, wait
     """The conftest's denoiser runs out of memory on any GPU (also tiled): the CPU run finishes."""
     doc = win.doc
     before = doc.image.copy()
-    win.denoise_panel.select("_test_oom")
-    win.denoise_panel.live.setChecked(False)
+    win.feature("denoise").panel.select("_test_oom")
+    win.feature("denoise").panel.live.setChecked(False)
     messages: list[str] = []
     monkeypatch.setattr(win.statusBar(), "showMessage", lambda m, *a: messages.append(m))
-    assert win.run_denoise(device="cuda")
+    assert win.feature("denoise").run(device="cuda")
     wait_idle(win)
     assert doc.undo.count() == 1
     np.testing.assert_allclose(doc.image, 0.5 * before, atol=1e-6)

@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-edit = pytest.importorskip("restorelab.edit")
+from restorelab import edit, prior
+from restorelab.gui.features.clone import ellipse_mask
 
 
-def test_clone_drag_matches_core(win: Any, qtbot: Any) -> None:
+def test_clone_drag_matches_core(win: Any, qtbot: Any, wait_idle: Any) -> None:
     doc = win.doc
     dst = doc.image.copy()
     doc.mask[10:30, 12:34] = 255  # the painted source region
-    win.set_tool("clone")
-    tool = win.clone_tool
+    win.ctx.set_tool("clone")
+    tool = win.feature("clone")
     # a drag with the clone tool: press inside the source, move by (dy, dx) = (45, 38)
     tool.press(20, 20, Qt.KeyboardModifier.NoModifier)
     assert tool.active
@@ -28,6 +28,7 @@ def test_clone_drag_matches_core(win: Any, qtbot: Any) -> None:
     qtbot.waitUntil(lambda: tool.placements > 0 and win.canvas.preview_item.isVisible(), timeout=10000)
     np.testing.assert_array_equal(doc.image, dst)  # nothing applied while dragging
     QTest.keyClick(win, Qt.Key.Key_Return)  # Enter commits
+    wait_idle(win)
     assert not tool.active
     ref = edit.seamless_clone(dst, dst, doc.mask >= 128, offset=(45, 38), mode="import")
     np.testing.assert_allclose(doc.image, ref, atol=1e-5)
@@ -38,12 +39,12 @@ def test_clone_drag_matches_core(win: Any, qtbot: Any) -> None:
     np.testing.assert_array_equal(doc.image, dst)
 
 
-def test_clone_ellipse_mixed_and_cancel(win: Any, qtbot: Any) -> None:
+def test_clone_ellipse_mixed_and_cancel(win: Any, qtbot: Any, wait_idle: Any) -> None:
     doc = win.doc
     dst = doc.image.copy()
-    tool = win.clone_tool
-    win.clone_panel.params.rows["mode"].set("mixed")
-    win.clone_panel._params_changed()
+    tool = win.feature("clone")
+    win.feature("clone").params.rows["mode"].set("mixed")
+    win.feature("clone")._params_changed()
     assert tool.mode == "mixed"
     tool.set_ellipse(5, 5, 30, 20)
     assert tool.begin((40, 50))
@@ -51,8 +52,7 @@ def test_clone_ellipse_mixed_and_cancel(win: Any, qtbot: Any) -> None:
     assert not tool.active
     np.testing.assert_array_equal(doc.image, dst)
     assert tool.begin((40, 50)) and tool.commit()
-    from restorelab.gui.clone_tool import ellipse_mask
-
+    wait_idle(win)
     src_mask = ellipse_mask(dst.shape[:2], 5, 5, 30, 20)
     ref = edit.seamless_clone(dst, dst, src_mask, offset=(40, 50), mode="mixed")
     np.testing.assert_allclose(doc.image, ref, atol=1e-5)
@@ -62,10 +62,11 @@ def test_poisson_edit_menu_runs_core_op(win: Any, wait_idle: Any) -> None:
     doc = win.doc
     before = doc.image.copy()
     doc.mask[20:60, 20:60] = 255
-    assert win.edit_menu.actions(), "Tools > Poisson editing lists the core's operations"
-    win.edit_panel.show_op("contrast")
-    win.edit_panel.form.rows["factor"].set(2.0)
-    assert win.edit_panel.run()
+    texts = [a.text() for a in win.actions()]
+    assert "Contrast enhancement…" in texts, "Tools > Poisson lists the core's operations"
+    win.feature("poisson").show_op("contrast")
+    win.feature("poisson").form.rows["factor"].set(2.0)
+    assert win.feature("poisson").run()
     wait_idle(win)
     ref = edit.apply("contrast", before, before[..., 0] * 0 + (doc.mask >= 128), factor=2.0)
     np.testing.assert_allclose(doc.image, ref, atol=1e-5)
@@ -74,10 +75,7 @@ def test_poisson_edit_menu_runs_core_op(win: Any, wait_idle: Any) -> None:
 
 
 def test_multiscale_gains_recompose(win: Any, qtbot: Any, wait_idle: Any, dialog_log: Any) -> None:
-    prior = pytest.importorskip("restorelab.prior")
-    panel = win.multiscale_panel
-    if panel.denoiser.findData("_test_slow") < 0:
-        panel.refresh()
+    panel = win.feature("multiscale")
     panel.denoiser.setCurrentIndex(panel.denoiser.findData("_test_slow"))
     panel.form.rows["levels"].set(3)
     assert panel.run()
@@ -90,12 +88,12 @@ def test_multiscale_gains_recompose(win: Any, qtbot: Any, wait_idle: Any, dialog
     np.testing.assert_allclose(panel.recomposed, ref, atol=1e-6)
     assert isinstance(panel.decomp, prior.Decomposition)
     assert panel.apply()
+    wait_idle(win)
     np.testing.assert_allclose(win.doc.image, np.clip(ref, 0, 1), atol=1e-6)
 
 
 def test_manifold_demo_panel(win: Any, wait_idle: Any) -> None:
-    pytest.importorskip("restorelab.prior.manifold")
-    mp = win.manifold_panel
+    mp = win.feature("manifold")
     mp.form.rows["n_points"].set(6)
     mp.form.rows["grid"].set(24)
     mp.form.rows["max_iter"].set(40)

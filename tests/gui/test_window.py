@@ -39,7 +39,7 @@ def test_open_paint_and_undo(win: Any) -> None:
     assert doc.image.shape == (96, 96, 3)
     assert doc.mask.sum() == 0
     win.tool_actions["brush"].trigger()
-    win._set_radius(4, True)
+    win.feature("mask").set_radius(4, True)
     drag(win, [(20 + 3 * i, 30 + i) for i in range(15)])
     painted = doc.mask.copy()
     assert painted[30, 20] == 255 and painted[44, 62] == 255  # both ends of the stroke
@@ -57,55 +57,59 @@ def test_open_paint_and_undo(win: Any) -> None:
     assert doc.mask[30, 20] == 255
 
 
-def test_mask_actions_undoable(win: Any, tmp_path: Path) -> None:
+def test_mask_actions_undoable(win: Any, tmp_path: Path, wait_idle: Any) -> None:
     doc = win.doc
-    win.a_mask_invert.trigger()
+    mask = win.feature("mask")
+    mask.invert()
     assert (doc.mask == 255).all()
-    win.a_mask_clear.trigger()
+    mask.clear()
     assert doc.mask.sum() == 0
     doc.undo.undo()
     assert (doc.mask == 255).all()
     doc.mask[:] = 0
     doc.mask[10:20, 10:40] = 255
-    assert win.mask_save(str(tmp_path / "m.png"))
-    win.a_mask_clear.trigger()
-    assert win.mask_load(str(tmp_path / "m.png"))
+    assert mask.save(str(tmp_path / "m.png"))
+    wait_idle(win)
+    mask.clear()
+    assert mask.load(str(tmp_path / "m.png"))
+    wait_idle(win)
     assert doc.mask[15, 20] == 255 and doc.mask[50, 50] == 0
     # bucket fill closes a painted ring
     doc.mask[:] = 0
     doc.mask[40:60, 40] = doc.mask[40:60, 59] = doc.mask[40, 40:60] = doc.mask[59, 40:60] = 255
-    win.set_tool("fill")
+    win.ctx.set_tool("fill")
     win.canvas.handler.click(50, 50, Qt.KeyboardModifier.NoModifier)
+    wait_idle(win)
     assert doc.mask[50, 50] == 255 and doc.mask[10, 10] == 0
 
 
 def _select_slow(win: Any, steps: int, delay: float) -> None:
-    win.denoise_panel.select("_test_slow")
-    win.denoise_panel.form.rows["steps"].set(steps)
-    win.denoise_panel.form.rows["delay"].set(delay)
-    win.denoise_panel.live.setChecked(False)
+    win.feature("denoise").panel.select("_test_slow")
+    win.feature("denoise").panel.form.rows["steps"].set(steps)
+    win.feature("denoise").panel.form.rows["delay"].set(delay)
+    win.feature("denoise").panel.live.setChecked(False)
 
 
 def test_denoise_cancel_leaves_document_unchanged(win: Any, qtbot: Any, wait_idle: Any) -> None:
     doc = win.doc
     before = doc.image.copy()
     _select_slow(win, steps=400, delay=0.01)
-    assert win.run_denoise()
-    assert win.progress_bar.isVisible() and win.cancel_button.isVisible()
-    qtbot.waitUntil(lambda: win.jobs.worker is not None and win.jobs.worker.steps >= 5, timeout=10000)
-    assert not win.run_denoise()  # one job at a time: refused while running
+    assert win.feature("denoise").run()
+    assert win.ctx.progress_bar.isVisible() and win.ctx.cancel_button.isVisible()
+    qtbot.waitUntil(lambda: win.ctx.jobs.worker is not None and win.ctx.jobs.worker.steps >= 5, timeout=10000)
+    assert not win.feature("denoise").run()  # one job at a time: refused while running
     QTest.keyClick(win, Qt.Key.Key_Escape)
     wait_idle(win)
     np.testing.assert_array_equal(doc.image, before)
     assert doc.undo.count() == 0 and not doc.dirty
-    assert not win.progress_bar.isVisible()
+    assert not win.ctx.progress_bar.isVisible()
 
 
 def test_denoise_complete_then_undo(win: Any, wait_idle: Any, dialog_log: Any) -> None:
     doc = win.doc
     before = doc.image.copy()
     _select_slow(win, steps=3, delay=0.0)
-    assert win.run_denoise()
+    assert win.feature("denoise").run()
     wait_idle(win)
     assert not np.array_equal(doc.image, before)
     assert doc.undo.count() == 1 and doc.dirty
@@ -121,8 +125,8 @@ def test_denoise_inside_mask_only(win: Any, wait_idle: Any) -> None:
     before = doc.image.copy()
     doc.mask[10:30, 10:30] = 255
     _select_slow(win, steps=3, delay=0.0)
-    win.denoise_panel.in_mask.setChecked(True)
-    win.run_denoise()
+    win.feature("denoise").panel.in_mask.setChecked(True)
+    win.feature("denoise").run()
     wait_idle(win)
     np.testing.assert_array_equal(doc.image[50:, 50:], before[50:, 50:])
     assert not np.array_equal(doc.image[10:30, 10:30], before[10:30, 10:30])
@@ -136,18 +140,18 @@ def test_failing_job_shows_error_and_keeps_document(win: Any, wait_idle: Any, di
         yield from ()
         raise ValueError("this method needs a grey image")
 
-    win.start_job("Broken", bad_job, lambda r: doc.apply_image(r, "never"))
+    win.ctx.run("Broken", bad_job, lambda r: doc.apply_image(r, "never"))
     wait_idle(win)
     np.testing.assert_array_equal(doc.image, before)
     assert dialog_log and "grey image" in dialog_log[-1][2]
     assert "Traceback" in dialog_log[-1][3]
 
 
-def test_corrupt_file_gives_error_dialog(win: Any, tmp_path: Path, dialog_log: Any) -> None:
+def test_corrupt_file_gives_error_dialog(win: Any, tmp_path: Path, dialog_log: Any, open_wait: Any) -> None:
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
     old = win.doc
-    assert not win.open_path(str(bad))
+    open_wait(win, bad)
     assert win.doc is old
     assert dialog_log and dialog_log[-1][1] == "Cannot open image" and "broken.png" in dialog_log[-1][2]
 
@@ -175,13 +179,13 @@ def test_save_never_overwrites_original_without_confirmation(
     assert Path(sample_png).read_bytes() != original_bytes
 
 
-def test_sixteen_bit_kept(qtbot: Any, win: Any, tmp_path: Path) -> None:
+def test_sixteen_bit_kept(qtbot: Any, win: Any, tmp_path: Path, open_wait: Any) -> None:
     from restorelab.io import image_info, load_image, save_image
 
     ramp = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
     src = tmp_path / "deep.png"
     save_image(src, ramp, bit_depth=16)
-    assert win.open_path(str(src))
+    assert open_wait(win, src)
     assert win.doc.bit_depth == 16
     out = tmp_path / "deep_out.png"
     assert win.save_to(str(out))
@@ -210,18 +214,20 @@ def test_status_bar_and_view(win: Any) -> None:
     assert win.canvas.before_clip.isVisible()
     QTest.keyRelease(win.canvas, Qt.Key.Key_Backslash)
     assert not win.canvas.before_clip.isVisible()
-    win.about()
+    from restorelab.gui import help
+
+    help.about(win, win.device_label.text())
 
 
 def test_live_preview_on_visible_crop(win: Any, qtbot: Any) -> None:
     """A fast method previews a crop of the view, debounced; the document is untouched."""
     doc = win.doc
     before = doc.image.copy()
-    win.denoise_panel.live.setChecked(True)
-    win.denoise_panel.select("_test_fast")
+    win.feature("denoise").panel.live.setChecked(True)
+    win.feature("denoise").panel.select("_test_fast")
     qtbot.waitUntil(win.canvas.preview_item.isVisible, timeout=5000)
-    win.denoise_panel.form.rows["gamma"].set(3.0)
-    win.denoise_panel.form.changed.emit()
+    win.feature("denoise").panel.form.rows["gamma"].set(3.0)
+    win.feature("denoise").panel.form.changed.emit()
     item = win.canvas.preview_item
     target = float((before**3).mean() * 255)
     qtbot.waitUntil(
@@ -235,7 +241,7 @@ def test_live_preview_on_visible_crop(win: Any, qtbot: Any) -> None:
     np.testing.assert_array_equal(doc.image, before)
 
 
-def test_drop_opens_and_recent_files(win: Any, tmp_path: Path, astronaut_small: np.ndarray) -> None:
+def test_drop_opens_and_recent_files(win: Any, tmp_path: Path, astronaut_small: np.ndarray, wait_idle: Any) -> None:
     from PySide6.QtCore import QMimeData, QPoint, QUrl
     from PySide6.QtGui import QDropEvent
 
@@ -248,7 +254,8 @@ def test_drop_opens_and_recent_files(win: Any, tmp_path: Path, astronaut_small: 
     ev = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
                     Qt.KeyboardModifier.NoModifier)
     win.dropEvent(ev)
+    wait_idle(win)
     assert win.doc.path == p and win.doc.image.shape == (40, 50, 3)
-    recent = [a.text() for a in win.recent_menu.actions()]
+    recent = [a.text() for a in win.recent.menu.actions()]
     assert recent[0] == str(p.resolve()) and len(recent) == 2
     assert "dropped.png" in win.windowTitle()
