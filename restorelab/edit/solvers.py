@@ -533,6 +533,10 @@ class _Capacitance:
         self._chol = None
         self._lu = None
         self._hodlr: HODLR | None = None
+        #: K⁻¹1 and its sum for the Cholesky path, solved here, on their own: a triangular
+        #: solve's rounding depends on how many right-hand sides it is given (OpenBLAS blocks
+        #: the columns), so K⁻¹r is always solved alone and a placement gives the same bits
+        #: at every call of a session
         self._z1: np.ndarray | None = None
         self._s1 = 0.0
         with _one_blas_thread():
@@ -544,6 +548,9 @@ class _Capacitance:
                 self._lu = sl.lu_factor(M, check_finite=False)
             elif mm <= HODLR_MIN_CHARGES or (dense and mm <= CAPACITANCE_DENSE_MAX):
                 self._chol = sl.cho_factor(K, lower=False, check_finite=False)
+                z1 = sl.cho_solve(self._chol, np.ones((mm, 1), np.float32), check_finite=False)
+                self._z1 = z1[:, 0].astype(np.float64)
+                self._s1 = float(self._z1.sum())
             else:
                 # CG on K preconditioned by a HODLR approximate inverse: O(m² k) instead of m³/3
                 self._hodlr = HODLR(K, 0, mm, _HODLR_LEAF, _hodlr_rank(mm), np.random.default_rng(0))
@@ -646,24 +653,17 @@ class _Capacitance:
                               check_finite=False).astype(np.float64) * scale
             return sol[:-1], sol[-1]
         if self._chol is None:
-            if self._z1 is None:  # one CG run for K⁻¹1 and K⁻¹r together
-                both = self._kinv(np.hstack([np.ones((r.shape[0], 1)), r / scale]))
-                self._z1 = both[:, 0].copy()
-                self._s1 = float(self._z1.sum())
-                zr = both[:, 1:] * scale
-            else:
-                zr = self._kinv(r / scale) * scale
+            # K⁻¹1 and K⁻¹r by one CG run, at every call: CG stops when all its columns have
+            # converged, so the same right-hand sides always give the same bits
+            both = self._kinv(np.hstack([np.ones((r.shape[0], 1)), r / scale]))
+            z1, s1 = both[:, 0], float(both[:, 0].sum())
+            zr = both[:, 1:] * scale
         else:
-            if self._z1 is None:  # K⁻¹1 with the first right-hand sides, one triangular solve
-                both = sl.cho_solve(self._chol, np.hstack([np.ones((r.shape[0], 1), np.float32), r32]),
-                                    check_finite=False).astype(np.float64)
-                self._z1 = both[:, 0].copy()
-                self._s1 = float(self._z1.sum())
-                zr = both[:, 1:] * scale
-            else:
-                zr = sl.cho_solve(self._chol, r32, check_finite=False).astype(np.float64) * scale
-        c = (zr.sum(axis=0) - s) / self._s1
-        return zr - self._z1[:, None] * c[None, :], c
+            assert self._z1 is not None
+            z1, s1 = self._z1, self._s1
+            zr = sl.cho_solve(self._chol, r32, check_finite=False).astype(np.float64) * scale
+        c = (zr.sum(axis=0) - s) / s1
+        return zr - z1[:, None] * c[None, :], c
 
     def harmonic(self, data: np.ndarray, refine: bool = True) -> np.ndarray:
         """The discrete harmonic function on the mask (n, C) taking the values ``data``
@@ -722,8 +722,8 @@ class _Capacitance:
             rz_new = np.einsum("ij,ij->j", res, z)
             p = z + (rz_new / rz) * p
             rz = rz_new
-        self._chol = sl.cho_factor(self._K, lower=False, check_finite=False)  # pragma: no cover
-        return sl.cho_solve(self._chol, r.astype(np.float32), check_finite=False).astype(np.float64)
+        fac = sl.cho_factor(self._K, lower=False, check_finite=False)  # pragma: no cover
+        return sl.cho_solve(fac, r.astype(np.float32), check_finite=False).astype(np.float64)
 
     def solve_rhs(self, b: np.ndarray) -> np.ndarray:
         """Solve A x = b (the masked system, zero data on Γ)."""
