@@ -9,6 +9,8 @@ boundary; pixels outside Ω are returned unchanged, bit for bit.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from concurrent import futures
 from typing import Any
 
@@ -51,8 +53,14 @@ class CloneSession:
     mask's boundary length), all colour channels at once. Only the crop around the placed mask
     is read and solved; the new full-size image (a copy of the destination) is made in a worker
     thread meanwhile, and a float32 destination already checked for NaN/inf by an earlier
-    placement (the same buffer, as in a drag) is not scanned again outside the crop. Not
-    thread-safe: one session per thread.
+    placement (the same buffer, as in a drag) is not scanned again outside the crop.
+
+    Safe to use from several threads (a GUI's preview worker and its UI thread): placements
+    of one session run one at a time (a lock), and a placement's bits do not depend on the
+    calls before it (the cached factorisations are built once, then only read), so the same
+    ``place(dst, offset)`` always returns the same image. ``place(..., reuse=True)`` returns
+    the image an earlier call already made for that offset instead of solving again (a
+    commit after a preview).
     """
 
     def __init__(self, src: Any, mask: Any, mode: str = "import", solver: str = "auto",
@@ -81,6 +89,9 @@ class CloneSession:
         self._out_boxes: dict[tuple, tuple] = {}  # out buffer → (dst buffer, box it changed)
         self._g_key: tuple | None = None
         self._g: np.ndarray | None = None
+        self._lock = threading.Lock()
+        #: the last new image place() returned: (weak reference to its dst, offset, image)
+        self._last: tuple[weakref.ref, tuple[int, int], np.ndarray] | None = None
 
     # -- geometry --------------------------------------------------------------------------------
     def _placement(self, offset: Any, dst_shape: tuple[int, ...]) -> tuple[tuple[slice, slice], np.ndarray]:
@@ -162,7 +173,9 @@ class CloneSession:
         return c[:, :, None] if c.ndim == 2 else c
 
     # -- solve -----------------------------------------------------------------------------------
-    def place(self, dst: Any, offset: Any = (0, 0), out: np.ndarray | None = None) -> np.ndarray:
+    def place(
+        self, dst: Any, offset: Any = (0, 0), out: np.ndarray | None = None, reuse: bool = False
+    ) -> np.ndarray:
         """The seamless clone of the prepared source into ``dst`` at ``offset`` = (dy, dx):
         a new float32 image of ``dst``'s shape (alpha, if any, copied from ``dst``).
 
@@ -173,8 +186,25 @@ class CloneSession:
         and the box changed now are rewritten (a drag update then
         costs the crop's solve, whatever the image size); otherwise ``out`` is first filled
         with ``dst``. Modify neither ``dst`` nor ``out`` between such calls (or pass a fresh
-        ``out``)."""
+        ``out``).
+
+        ``reuse`` (for a commit after a preview; not with ``out``): when the session's last
+        placement without ``out`` — made by any thread, one still running is waited for — was
+        into this very ``dst`` object at this offset, return that image itself (the same
+        array, no solve); otherwise place as usual. The session keeps a reference to that
+        last image. The caller must have modified neither ``dst`` nor that image since: the
+        answer is then the one a new placement would give, bit for bit."""
         off = _offset(offset)
+        if reuse and out is not None:
+            raise ValueError("reuse returns an image placed earlier; it cannot write into out")
+        with self._lock:
+            return self._place(dst, off, out, reuse)
+
+    def _place(self, dst: Any, off: tuple[int, int], out: np.ndarray | None, reuse: bool) -> np.ndarray:
+        if reuse and self._last is not None:
+            ref, last_off, last = self._last
+            if last_off == off and ref() is dst:
+                return last
         d = check_image(dst, "dst")
         (ys, xs), mask_c = self._placement(off, d.shape)
         prev = None
@@ -235,7 +265,11 @@ class CloneSession:
             return out
         if gray:
             res = res[:, :, 0]
-        return merge_alpha(res, alpha)
+        result = merge_alpha(res, alpha)
+        self._last = None
+        if isinstance(dst, np.ndarray):
+            self._last = (weakref.ref(dst), off, result)
+        return result
 
     @staticmethod
     def _check_out(out: Any, d: np.ndarray) -> np.ndarray:
@@ -303,15 +337,17 @@ def _buffer_key(a: np.ndarray) -> tuple:
 
 
 _COPIER: futures.ThreadPoolExecutor | None = None
+_COPIER_LOCK = threading.Lock()
 
 
 def _copier() -> futures.ThreadPoolExecutor:
     """One worker thread that makes the output copies of the destination (numpy releases the
     GIL while copying)."""
     global _COPIER
-    if _COPIER is None:
-        _COPIER = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="restorelab-clone-copy")
-    return _COPIER
+    with _COPIER_LOCK:
+        if _COPIER is None:
+            _COPIER = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="restorelab-clone-copy")
+        return _COPIER
 
 
 def prepare(src: Any, mask: Any, mode: str = "import", solver: str = "auto") -> CloneSession:

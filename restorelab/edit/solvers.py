@@ -64,8 +64,11 @@ diagonalises the periodic one); both pin the free constant to a given mean.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.fft as sfft
@@ -114,6 +117,24 @@ _CG_MAXITER = 400
 #: precision of the FFT that spreads the boundary charges (see tests/edit: float32 keeps the
 #: error far below 0.5/255 and halves the time of a drag update)
 _CHARGE_DTYPE = np.float32
+
+
+_T = TypeVar("_T")
+
+
+def _once(obj: Any, attr: str, build: Callable[[], _T]) -> _T:
+    """The lazily built attribute ``obj.<attr>`` (``None`` until built), built once even when
+    several threads ask at the same time: double-checked under ``obj._lock`` (an RLock, so a
+    builder may use other lazy attributes), and published by one assignment of the finished
+    value, so a reader without the lock sees either ``None`` or the complete object."""
+    value = getattr(obj, attr)
+    if value is None:
+        with obj._lock:
+            value = getattr(obj, attr)
+            if value is None:
+                value = build()
+                setattr(obj, attr, value)
+    return value
 
 
 def _channels(a: np.ndarray) -> np.ndarray:
@@ -172,7 +193,8 @@ class MaskedPoisson:
     array (a crop of the image: a mask pixel on the array's edge is taken to be on the image
     border). The matrix depends on the mask only; its factorisation / multigrid hierarchy are
     built on first use and kept, so repeated solves with new boundary values and guidance are
-    cheap."""
+    cheap. Safe to share between threads: each lazily built part is built once, under a lock,
+    and only read afterwards."""
 
     def __init__(self, mask: np.ndarray) -> None:
         m = np.asarray(mask, dtype=bool)
@@ -189,6 +211,7 @@ class MaskedPoisson:
         self._lam: np.ndarray | None = None
         self._cap: _Capacitance | None = None
         self._charges: int | None = None
+        self._lock = threading.RLock()
         #: set by callers that will solve many times with this mask (a clone session): the
         #: capacitance matrix is then factorised even when large
         self.reuse = False
@@ -196,9 +219,7 @@ class MaskedPoisson:
     @property
     def flat(self) -> np.ndarray:
         """Flat indices of the mask pixels in the crop (computed on first use)."""
-        if self._flat is None:
-            self._flat = np.flatnonzero(self.mask)
-        return self._flat
+        return _once(self, "_flat", lambda: np.flatnonzero(self.mask))
 
     # -- the matrix ------------------------------------------------------------------------------
     @property
@@ -209,28 +230,29 @@ class MaskedPoisson:
     @property
     def A(self) -> sp.csr_matrix:
         """The SPD matrix ``|N_p| δ_pq − [q ∈ N_p ∩ Ω]`` (CSR, float64)."""
-        if self._A is None:
-            h, w = self.shape
-            m = self.mask
-            idx = np.full(h * w, -1, dtype=np.int64)
-            idx[self.flat] = np.arange(self.n)
-            ys, xs = np.divmod(self.flat, w)
-            deg = np.full(self.n, 4.0)
-            deg -= (ys == 0).astype(float) + (ys == h - 1) + (xs == 0) + (xs == w - 1)
-            rows = [np.arange(self.n)]
-            cols = [np.arange(self.n)]
-            vals = [deg]
-            for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0)):
-                y2, x2 = ys + dy, xs + dx
-                ok = (y2 >= 0) & (y2 < h) & (x2 >= 0) & (x2 < w)
-                ok[ok] = m[y2[ok], x2[ok]]
-                rows.append(np.flatnonzero(ok))
-                cols.append(idx[y2[ok] * w + x2[ok]])
-                vals.append(-np.ones(int(ok.sum())))
-            self._A = sp.csr_matrix(
-                (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.n, self.n)
-            )
-        return self._A
+        return _once(self, "_A", self._build_A)
+
+    def _build_A(self) -> sp.csr_matrix:
+        h, w = self.shape
+        m = self.mask
+        idx = np.full(h * w, -1, dtype=np.int64)
+        idx[self.flat] = np.arange(self.n)
+        ys, xs = np.divmod(self.flat, w)
+        deg = np.full(self.n, 4.0)
+        deg -= (ys == 0).astype(float) + (ys == h - 1) + (xs == 0) + (xs == w - 1)
+        rows = [np.arange(self.n)]
+        cols = [np.arange(self.n)]
+        vals = [deg]
+        for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+            y2, x2 = ys + dy, xs + dx
+            ok = (y2 >= 0) & (y2 < h) & (x2 >= 0) & (x2 < w)
+            ok[ok] = m[y2[ok], x2[ok]]
+            rows.append(np.flatnonzero(ok))
+            cols.append(idx[y2[ok] * w + x2[ok]])
+            vals.append(-np.ones(int(ok.sum())))
+        return sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.n, self.n)
+        )
 
     def rhs(self, target: np.ndarray, div: np.ndarray) -> np.ndarray:
         """Right-hand side (n, C): neighbours' known values minus ``div v`` at the mask pixels.
@@ -254,9 +276,7 @@ class MaskedPoisson:
     @property
     def charges(self) -> int:
         """The size of the capacitance system: boundary pixels plus border ghosts."""
-        if self._charges is None:
-            self._charges = self._count_charges()
-        return self._charges
+        return _once(self, "_charges", self._count_charges)
 
     def _count_charges(self) -> int:
         m = self.mask
@@ -272,21 +292,18 @@ class MaskedPoisson:
     def capacitance(self) -> _Capacitance:
         """The capacitance-matrix solver of this mask (built on first use; factorised densely
         when :attr:`reuse` says that it will serve many solves, as in a drag)."""
-        if self._cap is None:
-            if self.singular:
-                raise ValueError("the mask covers the whole image: the problem has no Dirichlet boundary")
-            self._cap = _Capacitance(self.mask, dense=self.reuse)
-        return self._cap
+        if self.singular:
+            raise ValueError("the mask covers the whole image: the problem has no Dirichlet boundary")
+        return _once(self, "_cap", lambda: _Capacitance(self.mask, dense=self.reuse))
 
     def factorize(self) -> None:
         """Build (once) the sparse LU factor used by the ``"direct"`` solver."""
-        if self._lu is None:
-            if self.singular:
-                raise ValueError("the mask covers the whole image: the problem has no Dirichlet boundary")
-            self._lu = sla.splu(
-                self.A.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                options={"SymmetricMode": True},
-            )
+        if self.singular:
+            raise ValueError("the mask covers the whole image: the problem has no Dirichlet boundary")
+        _once(self, "_lu", lambda: sla.splu(
+            self.A.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+            options={"SymmetricMode": True},
+        ))
 
     def solve(self, b: np.ndarray, solver: str = "auto", x0: np.ndarray | None = None) -> np.ndarray:
         """Solve ``A x = b`` for every column of ``b`` (n, C) → float64 (n, C)."""
@@ -345,13 +362,12 @@ class MaskedPoisson:
 
     def _precondition(self, r: np.ndarray) -> np.ndarray:
         h, w = self.shape
-        if self._lam is None:
-            self._lam = _dst_eigenvalues(h, w).astype(np.float32)[:, :, None]
+        lam = _once(self, "_lam", lambda: _dst_eigenvalues(h, w).astype(np.float32)[:, :, None])
         z = np.zeros((h * w, r.shape[1]), dtype=np.float32)
         z[self.flat] = r
         z = z.reshape(h, w, -1)
         z = sfft.dstn(z, type=1, axes=(0, 1), norm="ortho", workers=_WORKERS, overwrite_x=True)
-        z /= self._lam
+        z /= lam
         z = sfft.dstn(z, type=1, axes=(0, 1), norm="ortho", workers=_WORKERS, overwrite_x=True)
         return z.reshape(h * w, -1)[self.flat].astype(np.float64)
 
@@ -388,12 +404,11 @@ class MaskedPoisson:
     def _amg(self, b: np.ndarray, x0: np.ndarray | None) -> np.ndarray:
         import pyamg
 
-        if self._ml is None:
-            self._ml = pyamg.ruge_stuben_solver(self.A)
+        ml = _once(self, "_ml", lambda: pyamg.ruge_stuben_solver(self.A))
         out = np.empty_like(b)
         for c in range(b.shape[1]):
             guess = None if x0 is None else np.asarray(x0, dtype=np.float64).reshape(b.shape)[:, c]
-            out[:, c] = self._ml.solve(b[:, c], x0=guess, tol=1e-9, accel="cg", maxiter=200)
+            out[:, c] = ml.solve(b[:, c], x0=guess, tol=1e-9, accel="cg", maxiter=200)
         return out
 
 
@@ -410,26 +425,42 @@ def _morton(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return (spread(y) << np.uint64(1)) | spread(x)
 
 
-def _one_blas_thread():  # noqa: ANN202
+_BLAS_CONTROLLER: Any = None
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = 0
+_BLAS_LIMITER: Any = None
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
     """OpenBLAS with several threads collapses on a loaded machine (threads spin on busy
     cores: a 1700² Cholesky took seconds instead of a fraction of a second here); the dense
-    capacitance algebra is small, so run it on one thread."""
-    global _BLAS_CONTROLLER
-    import contextlib
+    capacitance algebra is small, so run it on one thread. The limit is process-wide: it is
+    set when the first thread enters and restored when the last one leaves (nested limits
+    restored in another order than they were set would leave BLAS at the wrong count)."""
+    global _BLAS_CONTROLLER, _BLAS_USERS, _BLAS_LIMITER
 
-    if _BLAS_CONTROLLER is None:
-        try:
-            from threadpoolctl import ThreadpoolController
+    with _BLAS_LOCK:
+        if _BLAS_CONTROLLER is None:
+            try:
+                from threadpoolctl import ThreadpoolController
 
-            _BLAS_CONTROLLER = ThreadpoolController()
-        except ImportError:  # pragma: no cover
-            _BLAS_CONTROLLER = False
-    if _BLAS_CONTROLLER is False:  # pragma: no cover
-        return contextlib.nullcontext()
-    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
-
-
-_BLAS_CONTROLLER = None
+                _BLAS_CONTROLLER = ThreadpoolController()
+            except ImportError:  # pragma: no cover
+                _BLAS_CONTROLLER = False
+        if _BLAS_CONTROLLER is not False:
+            if _BLAS_USERS == 0:
+                _BLAS_LIMITER = _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+            _BLAS_USERS += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            if _BLAS_CONTROLLER is not False:
+                _BLAS_USERS -= 1
+                if _BLAS_USERS == 0:
+                    _BLAS_LIMITER.restore_original_limits()
+                    _BLAS_LIMITER = None
 
 
 class _Capacitance:
@@ -533,6 +564,10 @@ class _Capacitance:
         self._chol = None
         self._lu = None
         self._hodlr: HODLR | None = None
+        #: K⁻¹1 and its sum for the Cholesky path, solved here, on their own: a triangular
+        #: solve's rounding depends on how many right-hand sides it is given (OpenBLAS blocks
+        #: the columns), so K⁻¹r is always solved alone and a placement gives the same bits
+        #: at every call of a session
         self._z1: np.ndarray | None = None
         self._s1 = 0.0
         with _one_blas_thread():
@@ -544,21 +579,26 @@ class _Capacitance:
                 self._lu = sl.lu_factor(M, check_finite=False)
             elif mm <= HODLR_MIN_CHARGES or (dense and mm <= CAPACITANCE_DENSE_MAX):
                 self._chol = sl.cho_factor(K, lower=False, check_finite=False)
+                z1 = sl.cho_solve(self._chol, np.ones((mm, 1), np.float32), check_finite=False)
+                self._z1 = z1[:, 0].astype(np.float64)
+                self._s1 = float(self._z1.sum())
             else:
                 # CG on K preconditioned by a HODLR approximate inverse: O(m² k) instead of m³/3
                 self._hodlr = HODLR(K, 0, mm, _HODLR_LEAF, _hodlr_rank(mm), np.random.default_rng(0))
         self.m = int(K.shape[0])
         self._mask = m
         self._omega: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._lock = threading.RLock()
 
     @property
     def omega(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, cols) of the mask pixels in the crop and their flat torus indices (computed on
         first use: the import path never needs them)."""
-        if self._omega is None:
+        def build() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             my, mx = np.divmod(np.flatnonzero(self._mask), self.shape[1])
-            self._omega = (my, mx, (my + self.oy) * self.W + mx + self.ox)
-        return self._omega
+            return my, mx, (my + self.oy) * self.W + mx + self.ox
+
+        return _once(self, "_omega", build)
 
     def convolve(self, s: np.ndarray, const: np.ndarray | None = None) -> np.ndarray:
         """G_T s for a torus array (H, W, C), plus the per-channel constant ``const`` if given
@@ -646,24 +686,17 @@ class _Capacitance:
                               check_finite=False).astype(np.float64) * scale
             return sol[:-1], sol[-1]
         if self._chol is None:
-            if self._z1 is None:  # one CG run for K⁻¹1 and K⁻¹r together
-                both = self._kinv(np.hstack([np.ones((r.shape[0], 1)), r / scale]))
-                self._z1 = both[:, 0].copy()
-                self._s1 = float(self._z1.sum())
-                zr = both[:, 1:] * scale
-            else:
-                zr = self._kinv(r / scale) * scale
+            # K⁻¹1 and K⁻¹r by one CG run, at every call: CG stops when all its columns have
+            # converged, so the same right-hand sides always give the same bits
+            both = self._kinv(np.hstack([np.ones((r.shape[0], 1)), r / scale]))
+            z1, s1 = both[:, 0], float(both[:, 0].sum())
+            zr = both[:, 1:] * scale
         else:
-            if self._z1 is None:  # K⁻¹1 with the first right-hand sides, one triangular solve
-                both = sl.cho_solve(self._chol, np.hstack([np.ones((r.shape[0], 1), np.float32), r32]),
-                                    check_finite=False).astype(np.float64)
-                self._z1 = both[:, 0].copy()
-                self._s1 = float(self._z1.sum())
-                zr = both[:, 1:] * scale
-            else:
-                zr = sl.cho_solve(self._chol, r32, check_finite=False).astype(np.float64) * scale
-        c = (zr.sum(axis=0) - s) / self._s1
-        return zr - self._z1[:, None] * c[None, :], c
+            assert self._z1 is not None
+            z1, s1 = self._z1, self._s1
+            zr = sl.cho_solve(self._chol, r32, check_finite=False).astype(np.float64) * scale
+        c = (zr.sum(axis=0) - s) / s1
+        return zr - z1[:, None] * c[None, :], c
 
     def harmonic(self, data: np.ndarray, refine: bool = True) -> np.ndarray:
         """The discrete harmonic function on the mask (n, C) taking the values ``data``
@@ -722,8 +755,8 @@ class _Capacitance:
             rz_new = np.einsum("ij,ij->j", res, z)
             p = z + (rz_new / rz) * p
             rz = rz_new
-        self._chol = sl.cho_factor(self._K, lower=False, check_finite=False)  # pragma: no cover
-        return sl.cho_solve(self._chol, r.astype(np.float32), check_finite=False).astype(np.float64)
+        fac = sl.cho_factor(self._K, lower=False, check_finite=False)  # pragma: no cover
+        return sl.cho_solve(fac, r.astype(np.float32), check_finite=False).astype(np.float64)
 
     def solve_rhs(self, b: np.ndarray) -> np.ndarray:
         """Solve A x = b (the masked system, zero data on Γ)."""
@@ -779,22 +812,26 @@ GuidanceFn = Callable[[tuple[slice, slice]], tuple[np.ndarray, np.ndarray]]
 
 
 class ProblemCache:
-    """A few :class:`MaskedPoisson` objects keyed by their crop mask (LRU)."""
+    """A few :class:`MaskedPoisson` objects keyed by their crop mask (LRU); safe to share
+    between threads (one problem per mask)."""
 
     def __init__(self, size: int = 4) -> None:
         self.size = size
         self._d: OrderedDict[tuple, MaskedPoisson] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, mask_c: np.ndarray) -> MaskedPoisson:
+        """The problem of ``mask_c``, made (unfactorised, cheap) if it is not cached."""
         key = (mask_c.shape, np.packbits(mask_c).tobytes())
-        prob = self._d.get(key)
-        if prob is None:
-            prob = MaskedPoisson(mask_c)
-            self._d[key] = prob
-            while len(self._d) > self.size:
-                self._d.popitem(last=False)
-        else:
-            self._d.move_to_end(key)
+        with self._lock:
+            prob = self._d.get(key)
+            if prob is None:
+                prob = MaskedPoisson(mask_c)
+                self._d[key] = prob
+                while len(self._d) > self.size:
+                    self._d.popitem(last=False)
+            else:
+                self._d.move_to_end(key)
         return prob
 
 

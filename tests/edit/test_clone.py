@@ -232,3 +232,24 @@ def test_place_into_out_rewrites_only_the_boxes_and_equals_a_new_image(channels:
         sess.place(dst, (0, 0), out=np.zeros((30, 35), np.float32))
     with pytest.raises(ValueError, match="share memory"):
         sess.place(dst, (0, 0), out=dst)
+
+
+def test_place_reuse_returns_the_last_image_only_for_the_same_dst_and_offset() -> None:
+    rng = np.random.default_rng(15)
+    src = rng.random((16, 16, 3)).astype(np.float32)
+    dst = rng.random((30, 36, 3)).astype(np.float32)
+    mask = _disc(16, 16, 8, 8, 5)
+    sess = prepare(src, mask)
+    preview = sess.place(dst, (4, 6))
+    assert sess.place(dst, (4, 6), reuse=True) is preview  # the commit: no new solve
+    fresh = sess.place(dst, (4, 6))
+    assert fresh is not preview and np.array_equal(fresh, preview)
+    other = sess.place(dst, (4, 7), reuse=True)  # another offset: placed
+    assert np.array_equal(other, prepare(src, mask).place(dst, (4, 7)))
+    twin = dst.copy()  # equal values, another buffer: placed, not reused
+    assert sess.place(twin, (4, 7), reuse=True) is not other
+    a = sess.place(dst, (2, 2))
+    sess.place(dst, (5, 5), out=np.zeros_like(dst))  # placements into out are not remembered...
+    assert sess.place(dst, (2, 2), reuse=True) is a  # ...and do not replace the last image
+    with pytest.raises(ValueError, match="reuse"):
+        sess.place(dst, (2, 2), out=np.zeros_like(dst), reuse=True)
