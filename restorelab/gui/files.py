@@ -83,9 +83,9 @@ class Autosaves:
         if t is not None:
             t.join(timeout)
 
-    def ask_recovery(self, parent: QWidget) -> Path | None:
-        """Offer the newest autosave of a crashed run; returns its path when the user wants
-        it restored. Every other autosave found is discarded."""
+    def ask_recovery(self, parent: QWidget) -> Any:
+        """Offer the newest autosave of a crashed run; returns it (a ``RecoverableSession``)
+        when the user wants it restored. Every other autosave found is discarded."""
         found = self.autosaver.recover()
         if not found:
             return None
@@ -99,7 +99,7 @@ class Autosaves:
         )
         for rec in found[1:] if restore else found:
             self.autosaver.discard(rec)
-        return Path(newest.path) if restore else None
+        return newest if restore else None
 
 
 class RecentFiles:

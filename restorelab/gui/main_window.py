@@ -318,6 +318,11 @@ class MainWindow(QMainWindow):
                 if ws_doc is not None:
                     ws_doc.undo.resetClean()  # recovered work is not saved anywhere yet
                 self._update_title()
+                self.autosave(force=True)  # kept under this run's name before the old one goes
+                self.wait_autosave()
+                if getattr(self, "_recovering", None) is not None:
+                    self.autosaver.discard(self._recovering)
+                    self._recovering = None
             else:
                 self.session_path = p
                 self.ctx.set_last_dir(p.parent)
@@ -353,8 +358,8 @@ class MainWindow(QMainWindow):
         if self._recovery_checked or not self.autosaver.enabled:
             return False
         self._recovery_checked = True
-        newest = self.autosaves.ask_recovery(self)
-        return newest is not None and self.open_session(newest, recovered=True)
+        self._recovering = self.autosaves.ask_recovery(self)
+        return self._recovering is not None and self.open_session(self._recovering.path, recovered=True)
 
     # ------------------------------------------------------------------ keys, drops, close
     def escape(self) -> None:

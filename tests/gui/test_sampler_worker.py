@@ -14,7 +14,7 @@ from PySide6.QtCore import QElapsedTimer, QTimer
 pytest.importorskip("restorelab.prior.sampler")
 
 
-def _setup_sampler(win: Any, max_iter: int, delay: float) -> Any:
+def _setup_sampler(win: Any, max_iter: int, delay: float, monkeypatch: Any) -> Any:
     sv = win.feature("sampler")
     sv.refresh()
     sv.task.setCurrentIndex(sv.task.findData("sample"))
@@ -26,12 +26,14 @@ def _setup_sampler(win: Any, max_iter: int, delay: float) -> Any:
     rows["preview_every"].set(3)
     rows["sigma_L"].set(1e-4)
     # the slow test denoiser: its per-call delay makes the job last long enough to measure
-    orig = win._denoiser
+    from restorelab import denoise
 
-    def den(name: str, values: dict, device: str) -> Any:
-        return orig(name, {"steps": 1, "delay": delay}, device)
+    orig = denoise.get
 
-    win._denoiser = den
+    def den(name: str, device: str = "auto", **values: Any) -> Any:
+        return orig(name, device=device, steps=1, delay=delay) if name == "_test_slow" else orig(name, device, **values)
+
+    monkeypatch.setattr(denoise, "get", den)
     return sv
 
 
@@ -73,12 +75,12 @@ def _tick_gaps(qtbot: Any, seconds: float) -> list[float]:
     return gaps
 
 
-def test_gui_thread_never_stalls_and_plot_rate(win: Any, qtbot: Any, wait_idle: Any) -> None:
+def test_gui_thread_never_stalls_and_plot_rate(win: Any, qtbot: Any, wait_idle: Any, monkeypatch: Any) -> None:
     """A 5 ms QTimer ticks on the GUI thread while the sampler runs in the worker: the worst
     gap between ticks is the longest stall. The σ_t curve must update ≥ 5 times per second.
     The same timer with no job gives the machine's own scheduling noise (a loaded CI box)."""
     idle = _tick_gaps(qtbot, 1.0)
-    sv = _setup_sampler(win, max_iter=100000, delay=0.004)
+    sv = _setup_sampler(win, max_iter=100000, delay=0.004, monkeypatch=monkeypatch)
     assert sv.run()
     busy = _tick_gaps(qtbot, 2.5)
     win.ctx.jobs.cancel()
@@ -133,7 +135,6 @@ def test_inpaint_with_painted_mask_keeps_known_pixels(win: Any, wait_idle: Any) 
     sv.refresh()
     sv.task.setCurrentIndex(sv.task.findData("inpaint"))
     sv.denoiser.setCurrentIndex(sv.denoiser.findData("_test_slow"))
-    sv.size.setValue(48)
     sv.form.rows["max_iter"].set(15)
     sv.form.rows["patience"].set(15)
     sv.form.rows["samples"].set(2)
@@ -146,6 +147,10 @@ def test_inpaint_with_painted_mask_keeps_known_pixels(win: Any, wait_idle: Any) 
     np.testing.assert_allclose(doc.image[~hole], before[~hole], atol=1e-5)
     assert not np.allclose(doc.image[hole], before[hole])
     std = np.asarray(sv.result.std)
-    assert std.shape[:2] == (48, 48) and float(std.max()) > 0
+    from restorelab.gui.features.sampler import inpaint_box
+
+    y0, x0, y1, x1 = inpaint_box(hole)
+    assert (y0, x0, y1, x1) == (24, 14, 68, 62)  # the hole's box with a 16-px context margin
+    assert std.shape[:2] == (y1 - y0, x1 - x0) and float(std.max()) > 0
     doc.undo.undo()
     np.testing.assert_array_equal(doc.image, before)

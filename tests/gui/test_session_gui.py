@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import torch
 from restorelab import denoise
 from restorelab.denoise.base import Denoiser
 from restorelab.params import Param
+from restorelab.session import ClonePlacement, MethodChoice
 
 
 class FirstCallOOMDenoiser(Denoiser):
@@ -38,16 +40,15 @@ def _edit(win: Any) -> None:
     m[50:52, 5:9] = 128
     doc.apply_mask(m, "paint")
     doc.apply_image(np.clip(doc.image * 0.8 + 0.05, 0, 1), "an edit")
-    doc.meta["clones"] = [{"offset": [3, -4], "mode": "mixed", "solver": "cg", "source": "small.png",
-                           "mask": m[:40, :40] > 0}]
-    doc.meta["last_denoise"] = {"method": "_test_fast", "sigma": 0.1, "params": {"gamma": 1.5}}
+    doc.ws.clones = [ClonePlacement("small.png", m[:40, :40] > 0, (3, -4), "mixed", params={"solver": "cg"})]
+    doc.ws.history = [MethodChoice("denoise", "_test_fast", {"gamma": 1.5}, 0.1)]
     win.feature("denoise").panel.select("_test_fast")
     win.feature("denoise").panel.sigma.setValue(37.0)
     win.feature("denoise").panel.form.set_values({"gamma": 3.25})
     win.feature("denoise").panel.in_mask.setChecked(True)
 
 
-def test_session_save_and_reopen(win: Any, tmp_path: Path, dialog_log: Any) -> None:
+def test_session_save_and_reopen(win: Any, tmp_path: Path, dialog_log: Any, wait_idle: Any) -> None:
     _edit(win)
     doc = win.doc
     image, mask = doc.image.copy(), doc.mask.copy()
@@ -60,6 +61,7 @@ def test_session_save_and_reopen(win: Any, tmp_path: Path, dialog_log: Any) -> N
     win.feature("denoise").panel.in_mask.setChecked(False)
     doc.undo.setClean()
     assert win.open_session(p)
+    wait_idle(win)
     new = win.doc
     assert new is not doc
     np.testing.assert_array_equal(new.image, image)
@@ -68,16 +70,17 @@ def test_session_save_and_reopen(win: Any, tmp_path: Path, dialog_log: Any) -> N
     assert abs(win.feature("denoise").panel.sigma.value() - 37.0) < 1e-6
     assert abs(win.feature("denoise").panel.values()["gamma"] - 3.25) < 1e-6
     assert win.feature("denoise").panel.in_mask.isChecked()
-    c = new.meta["clones"][0]
-    assert c["offset"] == [3, -4] and c["mode"] == "mixed" and c["solver"] == "cg"
-    np.testing.assert_array_equal(c["mask"], mask[:40, :40] > 0)
-    assert new.meta["last_denoise"]["params"] == {"gamma": 1.5}
+    c = new.ws.clones[0]
+    assert c.offset == (3, -4) and c.mode == "mixed" and c.params["solver"] == "cg"
+    np.testing.assert_array_equal(c.mask, mask[:40, :40] > 0)
+    assert new.ws.history[-1].params == {"gamma": 1.5}
     assert not new.dirty and not any(k == "box" for k, *_ in dialog_log)
     # the canvas shows the session's pixels
     assert win.canvas.image is new.image
 
 
-def test_session_keeps_sampler_result(win: Any, tmp_path: Path) -> None:
+def test_session_keeps_sampler_result(win: Any, tmp_path: Path, wait_idle: Any) -> None:
+    from restorelab.gui.features.sampler import as_sampler_result
     from restorelab.prior.sampler import SampleResult
 
     rng = np.random.default_rng(0)
@@ -85,12 +88,12 @@ def test_session_keeps_sampler_result(win: Any, tmp_path: Path) -> None:
     res = SampleResult(samples=samples, mean=np.mean(samples, 0), std=np.std(samples, 0, ddof=1),
                        log=[(1, 0.9, 0.01), (2, 0.5, 0.02)], sigma_log=np.zeros((2, 3)), iterations=2,
                        converged=True, message="", params={"seed": 7})
-    win.doc.meta["last_sampler_result"] = res
-    win.doc.meta["last_sampler"] = {"task": "sample", "denoiser": "tv", "params": {"seed": 7}}
+    win.doc.ws.sampler = as_sampler_result(res, {"task": "sample", "denoiser": "tv", "params": {"seed": 7}})
     p = tmp_path / "s.rlsession"
     assert win.save_session_to(p)
     assert win.open_session(p)
-    r = win.doc.meta["last_sampler_result"]
+    wait_idle(win)
+    r = win.doc.ws.sampler
     np.testing.assert_array_equal(r.samples, np.stack(samples))
     np.testing.assert_array_equal(r.std, res.std)
     assert r.sigma_log == [0.9, 0.5] and r.h_log == [0.01, 0.02] and r.seed == 7
@@ -105,11 +108,14 @@ def test_session_keeps_sampler_result(win: Any, tmp_path: Path) -> None:
     # saving again keeps it
     p2 = tmp_path / "s2.rlsession"
     assert win.save_session_to(p2) and win.open_session(p2)
-    assert win.doc.meta["last_sampler_result"].sigma_log == [0.9, 0.5]
+    wait_idle(win)
+    assert win.doc.ws.sampler.sigma_log == [0.9, 0.5]
 
 
 @pytest.mark.parametrize("damage", ["json", "newer", "sidecar"])
-def test_damaged_session_gives_error_dialog(win: Any, tmp_path: Path, dialog_log: Any, damage: str) -> None:
+def test_damaged_session_gives_error_dialog(
+    win: Any, tmp_path: Path, dialog_log: Any, damage: str, wait_idle: Any
+) -> None:
     _edit(win)
     p = tmp_path / "bad.rlsession"
     assert win.save_session_to(p)
@@ -128,7 +134,8 @@ def test_damaged_session_gives_error_dialog(win: Any, tmp_path: Path, dialog_log
     image, mask = doc.image.copy(), doc.mask.copy()
     doc.undo.setClean()
     dialog_log.clear()
-    assert not win.open_session(p)
+    win.open_session(p)
+    wait_idle(win)
     boxes = [x for x in dialog_log if x[0] == "box"]
     assert len(boxes) == 1 and boxes[0][1] == "Cannot open the session"
     expect = {"json": "damaged", "newer": "newer", "sidecar": "corrupt"}[damage]
@@ -145,7 +152,6 @@ def test_autosave_recovery_after_crash(
     from PySide6.QtWidgets import QMessageBox
 
     from restorelab.gui.main_window import MainWindow
-    from restorelab.gui.session_io import collect_session
     from restorelab.session import save_session
 
     monkeypatch.delenv("RESTORELAB_NO_AUTOSAVE", raising=False)
@@ -156,14 +162,16 @@ def test_autosave_recovery_after_crash(
     w1 = MainWindow(settings, autosave_dir=auto)
     qtbot.addWidget(w1)
     w1._recovery_checked = True
-    w1._late_init()
     assert w1.open_path(sample_png)
+    qtbot.waitUntil(lambda: w1.doc is not None and not w1.ctx.busy, timeout=10000)
     _edit(w1)
-    assert w1.autosave_if_dirty() is not None
+    w1.autosave_if_dirty()
+    w1.wait_autosave()
+    assert len(list(auto.glob("autosave-*.rlsession"))) == 1
     edited, mask = w1.doc.image.copy(), w1.doc.mask.copy()
     # the crashed process's file: same content, named after a pid that no longer runs
-    dead = auto / f"autosave-999999999-{w1.doc.meta['session_id']}.rlsession"
-    save_session(dead, collect_session(w1))
+    dead = auto / f"autosave-999999999-{w1.doc.ws.session_id}.rlsession"
+    save_session(dead, w1.collect().to_session())
     w1.autosaver.clear()  # w1's own file goes (it is alive); the dead one stays
     w1.doc.undo.setClean()
     w1.shutdown()
@@ -177,8 +185,8 @@ def test_autosave_recovery_after_crash(
     monkeypatch.setattr(QMessageBox, "exec", answer_restore)
     w2 = MainWindow(settings, autosave_dir=auto)
     qtbot.addWidget(w2)
-    w2._late_init()
     assert w2.offer_recovery()
+    qtbot.waitUntil(lambda: w2.doc is not None and not w2.ctx.busy, timeout=10000)
     assert any(t == "Recover unsaved work?" for _k, t, *_ in dialog_log)
     np.testing.assert_array_equal(w2.doc.image, edited)
     np.testing.assert_array_equal(w2.doc.mask, mask)
@@ -186,9 +194,15 @@ def test_autosave_recovery_after_crash(
     assert not dead.exists()  # taken over by this run's autosave
     assert len(list(auto.glob("autosave-*.rlsession"))) == 1
     assert not w2.offer_recovery()  # offered once
-    # a large working image is written by a background thread (the GUI thread only copies)
-    assert w2.autosave(force=True, background=True) is None
-    w2.wait_autosave()
+    # autosave is written by a background thread from a snapshot (the GUI thread copies nothing)
+    snap = w2.doc.image
+    w2.autosave(force=True)
+    from restorelab.gui.undo import PatchCommand
+
+    patch = np.zeros((4, 4, 3), np.float32)
+    w2.doc.push(PatchCommand(w2.doc, "image", [(0, 0, snap[:4, :4].copy(), patch)], "an edit"))
+    w2.wait_autosave()  # the edit while the autosave wrote copied the image: the snapshot stayed
+    assert w2.doc.image is not snap and np.array_equal(snap, edited)
     files = list(auto.glob("autosave-*.rlsession"))
     assert len(files) == 1
     from restorelab.session import load_session
@@ -217,7 +231,11 @@ def test_autosave_discard_and_disabled(
     w = MainWindow(settings, autosave_dir=auto)
     qtbot.addWidget(w)
     assert not w.autosaver.enabled and not w.offer_recovery()
-    assert w.open_path(sample_png) and w.autosave(force=True) is None
+    assert w.open_path(sample_png)
+    qtbot.waitUntil(lambda: w.doc is not None and not w.ctx.busy, timeout=10000)
+    w.autosave(force=True)
+    w.wait_autosave()
+    assert not [f for f in auto.iterdir() if f"-{os.getpid()}-" in f.name]  # nothing of this run written
     w.shutdown()
     # enabled: dialog_log's exec answers neither Restore → Discard; the file goes
     monkeypatch.delenv("RESTORELAB_NO_AUTOSAVE", raising=False)
@@ -270,7 +288,7 @@ def test_cuda_oom_everywhere_but_cpu(win: Any, qtbot: Any, dialog_log: Any, wait
     assert not [x for x in dialog_log if x[0] in ("box", "information")]
 
 
-def test_session_shortcuts(win: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_session_shortcuts(win: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wait_idle: Any) -> None:
     """File > Save Session… (Ctrl+Shift+S) and Open Session… (Ctrl+Shift+O) through their keys."""
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QFileDialog
@@ -284,5 +302,6 @@ def test_session_shortcuts(win: Any, tmp_path: Path, monkeypatch: pytest.MonkeyP
     win.doc.undo.setClean()
     old = win.doc
     QTest.keySequence(win, "Ctrl+Shift+O")
+    wait_idle(win)
     assert win.doc is not old and int(win.doc.mask.min()) == 255
     assert "Save Sess&ion…" in [a.text() for a in win.menuBar().actions()[0].menu().actions()]

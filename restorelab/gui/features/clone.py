@@ -328,10 +328,8 @@ class CloneFeature(Feature):
         src_mask, mode, solver, name = self._src_mask, self.mode, self.solver, self.source_name
 
         def job() -> Any:
-            runner.cancel(wait=60.0)  # the running placement has returned: the session is ours
-            last = self.last
-            out = last[1] if last is not None and last[0] == off else session.place(dst, offset=off)
-            return ImageEdit(dst, out)
+            runner.cancel()  # a placement still running finishes first: the session serialises them
+            return ImageEdit(dst, session.place(dst, offset=off, reuse=True))
             yield
 
         def done(e: ImageEdit) -> None:

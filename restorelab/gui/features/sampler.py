@@ -343,6 +343,7 @@ class SamplerFeature(Feature):
                 return
             self._origin, self._crop_shape, self._source = origin, crop_shape, doc
             self.run_info = info
+            doc.ws.sampler = as_sampler_result(result, info)
             self._done(result)
 
         def progress(batch: list[Progress]) -> None:
@@ -424,9 +425,6 @@ class SamplerFeature(Feature):
         msg = getattr(result, "message", "")
         its = getattr(result, "iterations", len(self.t))
         self.info.setText(f"{its} iterations, {getattr(result, 'seconds', 0):.1f} s. {msg}")
-        doc = self.doc
-        if doc is not None and not isinstance(result, SamplerResult):
-            doc.ws.sampler = as_sampler_result(result, self.run_info)
         self._show_result()
 
     def shown_image(self) -> np.ndarray | None:
