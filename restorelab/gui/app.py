@@ -67,7 +67,7 @@ def self_test_run(image: str | None = None) -> int:
     import numpy as np
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
-    from restorelab.gui import compat
+    from restorelab import denoise
 
     app = create_app([sys.argv[0], "-platform", "offscreen"])
     from restorelab.gui import dialogs
@@ -91,17 +91,18 @@ def self_test_run(image: str | None = None) -> int:
     os.environ["RESTORELAB_NO_AUTOSAVE"] = "1"  # headless: no recovery question, no autosave files
     win = MainWindow(settings)
     failures = 0
+    outcome: list[str] = []
+    win.ctx.jobs.finished.connect(lambda o, _t: outcome.append(o))
 
     def wait_job(timeout: float = 120.0) -> str:
+        outcome.clear()
         t_end = time.monotonic() + timeout
-        outcome: list[str] = []
-        win.jobs.finished.connect(lambda o, _t: outcome.append(o))
-        while win.jobs.busy and time.monotonic() < t_end:
+        while win.ctx.busy and time.monotonic() < t_end:
             loop = QEventLoop()
             QTimer.singleShot(20, loop.quit)
             loop.exec()
         app.processEvents()
-        return outcome[-1] if outcome else ("timeout" if win.jobs.busy else "done")
+        return outcome[-1] if outcome else ("timeout" if win.ctx.busy else "not started")
 
     def report(name: str, ok: bool, extra: str = "") -> None:
         nonlocal failures
@@ -111,52 +112,41 @@ def self_test_run(image: str | None = None) -> int:
     from restorelab.resources import sample_path
 
     path = image or str(sample_path())
-    ok = win.open_path(path)
+    ok = win.open_path(path) and wait_job() == "done" and win.doc is not None
     report("open", ok, path)
     if not ok:
         return 1
-    win._late_init()  # noqa: SLF001
     doc = win.doc
     before = doc.image.copy()
-    names = compat.denoiser_names()
+    names = denoise.names()
     fast = [n for n in ("heat", "wavelet", "tikhonov", "tv", "nlm") if n in names] or names
-    if fast:
-        win.denoise_panel.select(fast[0])
-        win.run_denoise()
-        out = wait_job()
-        report("denoise", out == "done" and not np.array_equal(doc.image, before), f"({fast[0]}: {out})")
-    else:
-        report("denoise", False, "(no denoiser registered)")
-    if win.clone_tool.available():
-        H, W = doc.shape[:2]
-        win.clone_tool.set_ellipse(W * 0.2, H * 0.2, W * 0.15, H * 0.15)
-        b = doc.image.copy()
-        ok = win.clone_tool.begin((int(H * 0.3), int(W * 0.3))) and win.clone_tool.commit()
-        report("clone", bool(ok) and not np.array_equal(doc.image, b))
-    else:
-        report("clone", False, "(" + compat.why("restorelab.edit") + ")")
-    sv = win.sampler_view
-    if sv.available():
-        sv.size.setValue(16)
-        sv.task.setCurrentIndex(sv.task.findData("sample"))
-        if sv.form is not None and "max_iter" in sv.form.rows:
-            sv.form.rows["max_iter"].set(10)
-        from restorelab.resources import models_dir
+    den = win.feature("denoise")
+    den.panel.select(fast[0])
+    den.run()
+    out = wait_job()
+    report("denoise", out == "done" and not np.array_equal(doc.image, before), f"({fast[0]}: {out})")
+    clone = win.feature("clone")
+    H, W = doc.shape[:2]
+    clone.set_ellipse(W * 0.2, H * 0.2, W * 0.15, H * 0.15)
+    b = doc.image.copy()
+    ok = clone.begin((int(H * 0.3), int(W * 0.3))) and clone.commit()
+    out = wait_job()
+    report("clone", bool(ok) and out == "done" and not np.array_equal(doc.image, b), f"({out})")
+    sv = win.feature("sampler")
+    sv.size.setValue(16)
+    sv.task.setCurrentIndex(sv.task.findData("sample"))
+    if sv.form is not None and "max_iter" in sv.form.rows:
+        sv.form.rows["max_iter"].set(10)
+    from restorelab.resources import models_dir
 
-        ch = 3 if doc.image.ndim == 3 else 1
-        model = Path(models_dir()) / ("bfcnn_color.safetensors" if ch == 3 else "bfcnn_gray.safetensors")
-        fast_den = (
-            ["bfcnn"]
-            if "bfcnn" in names and model.exists()
-            else [n for n in ("wavelet", "gaussian", "heat") if n in names]
-        )
-        if fast_den:
-            sv.denoiser.setCurrentIndex(sv.denoiser.findData(fast_den[0]))
-        sv.run()
-        out = wait_job()
-        report("sampler", out == "done" and len(sv.t) > 0, f"({len(sv.t)} steps, {out})")
-    else:
-        report("sampler", False, "(sampler unavailable)")
+    ch = 3 if doc.image.ndim == 3 else 1
+    model = Path(models_dir()) / ("bfcnn_color.safetensors" if ch == 3 else "bfcnn_gray.safetensors")
+    fast_den = (["bfcnn"] if "bfcnn" in names and model.exists()
+                else [n for n in ("wavelet", "gaussian", "heat") if n in names])
+    sv.denoiser.setCurrentIndex(sv.denoiser.findData(fast_den[0]))
+    sv.run()
+    out = wait_job()
+    report("sampler", out == "done" and len(sv.t) > 0, f"({len(sv.t)} steps, {out})")
     win.doc.undo.setClean()
     win.close()
     app.processEvents()

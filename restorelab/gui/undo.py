@@ -20,15 +20,25 @@ import tempfile
 import weakref
 from collections import OrderedDict
 from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from PySide6.QtGui import QUndoCommand
 
 from restorelab.gui.display import to_display
 
-if TYPE_CHECKING:
-    from restorelab.gui.document import Document
+
+class Document(Protocol):
+    """What a command needs of the document it edits (the GUI's Document provides it)."""
+
+    store: DeltaStore
+    image: np.ndarray
+    mask: np.ndarray
+
+    def write_patch(self, layer: str, rect: tuple[int, int, int, int], values: np.ndarray) -> None: ...
+
+    def swap(self, image: np.ndarray, *, mask: np.ndarray | None = None,
+             rect: tuple[int, int, int, int] | None = None, display: np.ndarray | None = None) -> None: ...
 
 TILE = 256
 

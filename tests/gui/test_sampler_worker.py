@@ -31,7 +31,9 @@ def _setup_sampler(win: Any, max_iter: int, delay: float, monkeypatch: Any) -> A
     orig = denoise.get
 
     def den(name: str, device: str = "auto", **values: Any) -> Any:
-        return orig(name, device=device, steps=1, delay=delay) if name == "_test_slow" else orig(name, device, **values)
+        if name == "_test_slow":
+            return orig(name, device=device, steps=1, delay=delay)
+        return orig(name, device, **values)
 
     monkeypatch.setattr(denoise, "get", den)
     return sv
@@ -75,7 +77,9 @@ def _tick_gaps(qtbot: Any, seconds: float) -> list[float]:
     return gaps
 
 
-def test_gui_thread_never_stalls_and_plot_rate(win: Any, qtbot: Any, wait_idle: Any, monkeypatch: Any) -> None:
+def test_gui_thread_never_stalls_and_plot_rate(
+    win: Any, qtbot: Any, wait_idle: Any, monkeypatch: Any
+) -> None:
     """A 5 ms QTimer ticks on the GUI thread while the sampler runs in the worker: the worst
     gap between ticks is the longest stall. The σ_t curve must update ≥ 5 times per second.
     The same timer with no job gives the machine's own scheduling noise (a loaded CI box)."""

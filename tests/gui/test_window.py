@@ -241,7 +241,9 @@ def test_live_preview_on_visible_crop(win: Any, qtbot: Any) -> None:
     np.testing.assert_array_equal(doc.image, before)
 
 
-def test_drop_opens_and_recent_files(win: Any, tmp_path: Path, astronaut_small: np.ndarray, wait_idle: Any) -> None:
+def test_drop_opens_and_recent_files(
+    win: Any, tmp_path: Path, astronaut_small: np.ndarray, wait_idle: Any
+) -> None:
     from PySide6.QtCore import QMimeData, QPoint, QUrl
     from PySide6.QtGui import QDropEvent
 

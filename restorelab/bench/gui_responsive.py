@@ -1,6 +1,6 @@
 """Measure GUI responsiveness while a sampler job runs in the worker.
 
-``python -m restorelab.gui.bench_responsive [--seconds 4] [--denoiser NAME] [--size 32]``
+``python -m restorelab.bench.gui_responsive [--seconds 4] [--denoiser NAME] [--size 32]``
 
 A 5 ms ``QTimer`` ticks on the GUI thread of the real main window while Algorithm 1 runs;
 the longest interval between two ticks is the worst stall of the GUI thread. Also prints
@@ -36,7 +36,6 @@ def measure(seconds: float = 4.0, denoiser: str | None = None, size: int = 32) -
     os.environ["RESTORELAB_NO_AUTOSAVE"] = "1"  # headless: no recovery question, no autosave files
     win = MainWindow(QSettings(tmp, QSettings.Format.IniFormat))
     win.show()
-    win._late_init()  # noqa: SLF001
     from restorelab.resources import sample_path
 
     win.open_path(str(sample_path()))
@@ -61,7 +60,7 @@ def measure(seconds: float = 4.0, denoiser: str | None = None, size: int = 32) -
         return gaps
 
     idle = ticks(1.0)
-    sv = win.sampler_view
+    sv = win.feature("sampler")
     sv.task.setCurrentIndex(sv.task.findData("sample"))
     names = [sv.denoiser.itemData(i) for i in range(sv.denoiser.count())]
     name = denoiser or ("bfcnn" if "bfcnn" in names else next(n for n in names if not n.startswith("_")))
@@ -72,8 +71,8 @@ def measure(seconds: float = 4.0, denoiser: str | None = None, size: int = 32) -
     sv.form.rows["sigma_L"].set(1e-4)
     sv.run()
     busy = ticks(seconds)
-    win.jobs.cancel()
-    while win.jobs.busy:
+    win.ctx.jobs.cancel()
+    while win.ctx.jobs.busy:
         app.processEvents()
         time.sleep(0.01)
     ups = sv.plot_updates
@@ -131,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         f"A 5 ms QTimer on the GUI thread of the real window while Algorithm 1 runs in the worker for "
         f"{a.seconds:g} s (idle: the same timer with no job, the machine's own noise).\n\n"
         + markdown_table(head, [row])
-        + f"\n\n`python -m restorelab.gui.bench_responsive --denoiser {r['denoiser']} --size {a.size}` — "
+        + f"\n\n`python -m restorelab.bench.gui_responsive --denoiser {r['denoiser']} --size {a.size}` — "
         f"{machine_line()}\n"
     )
     print(md)

@@ -1,8 +1,8 @@
 """Take the documentation screenshots from the real window.
 
-``python -m restorelab.gui.screenshots [OUT_DIR] [--denoiser NAME] [--sampler-denoiser NAME]``
+``python -m restorelab.tools.screenshots [OUT_DIR] [--denoiser NAME] [--sampler-denoiser NAME]``
 (run it under a real X server for real fonts: ``xvfb-run -s "-screen 0 1600x1000x24"
-python -m restorelab.gui.screenshots docs/screenshots``). Each scenario drives the window
+python -m restorelab.tools.screenshots docs/screenshots``). Each scenario drives the window
 like a user and saves ``QWidget.grab()`` of the main window:
 
 - ``restore.png`` — the noisy sample denoised, before/after split line in the middle;
@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
 
-    from restorelab.gui import compat, dialogs
+    from restorelab import denoise
+    from restorelab.gui import dialogs
     from restorelab.gui.app import create_app
     from restorelab.gui.main_window import MainWindow
     from restorelab.resources import sample_path
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def wait_job(timeout: float = 600) -> None:
         t_end = time.monotonic() + timeout
-        while win.jobs.busy and time.monotonic() < t_end:
+        while win.ctx.jobs.busy and time.monotonic() < t_end:
             pump(50)
         pump(300)
 
@@ -74,9 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         win.grab().save(str(p))
         print(f"wrote {p}", flush=True)
 
+    def open_(path: str) -> None:
+        if win.doc is not None:
+            win.doc.undo.setClean()  # a headless run has no one to ask about unsaved changes
+        win.open_path(path)
+        wait_job()
+
     pump(500)
-    win._late_init()  # noqa: SLF001
-    names = compat.denoiser_names()
+    names = denoise.names()
 
     def have_bfcnn(channels: int) -> bool:
         from restorelab.resources import models_dir
@@ -88,39 +94,40 @@ def main(argv: list[str] | None = None) -> int:
     want = set(a.only) if a.only else {"restore", "clone", "inpaint", "manifold", "multiscale"}
 
     if "restore" in want:
-        win.open_path(str(sample_path()))
+        open_(str(sample_path()))
         name = a.denoiser or ("bfcnn" if "bfcnn" in names and have_bfcnn(3) else "nlm")
-        win.denoise_panel.select(name)
-        win.denoise_panel.live.setChecked(False)
-        win.run_denoise()
+        win.feature("denoise").panel.select(name)
+        win.feature("denoise").panel.live.setChecked(False)
+        win.feature("denoise").run()
         wait_job()
         win.canvas.fit()
         win.a_compare.setChecked(True)
         win.canvas.set_compare(True)
         win.canvas.split_line.setValue(win.doc.shape[1] * 0.5)
-        win.denoise_dock.raise_()
+        win.docks["denoise"].raise_()
         shot("restore.png")
         win.a_compare.setChecked(False)
         win.canvas.set_compare(False)
 
-    if "clone" in want and win.clone_tool.available():
-        win.open_path(str(sample_path("astronaut.png")))
-        win.clone_dock.show()
-        win.clone_dock.raise_()
-        win.set_tool("clone")
+    if "clone" in want:
+        open_(str(sample_path("astronaut.png")))
+        win.docks["clone"].show()
+        win.docks["clone"].raise_()
+        win.ctx.set_tool("clone")
         # the mission patch on the suit, dragged to the other side of the suit
-        win.clone_tool.set_ellipse(127, 343, 84, 76)
-        win.clone_tool.begin((0, 0))
+        win.feature("clone").set_ellipse(127, 343, 84, 76)
+        win.feature("clone").begin((0, 0))
         for k in range(1, 11):
-            win.clone_tool.move_to((int(80 * k / 10), int(140 * k / 10)))
+            win.feature("clone").move_to((int(80 * k / 10), int(140 * k / 10)))
             pump(60)
         pump(1500)
         win.canvas.vb.setRange(xRange=(60, 460), yRange=(260, 512))
         shot("clone.png")
-        win.clone_tool.commit()
+        win.feature("clone").commit()
+        wait_job()
 
     if "inpaint" in want:
-        win.open_path(str(sample_path("camera.png")))
+        open_(str(sample_path("camera.png")))
         doc = win.doc
         # a hole over the camera, painted with the brush tool's stroke logic
         from restorelab.gui.mask import Stroke
@@ -132,11 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         if cmd is not None:
             doc.push(cmd)
         win.canvas.overlay.update_rect(None)
-        sv = win.sampler_view
+        sv = win.feature("sampler")
         sv.task.setCurrentIndex(sv.task.findData("inpaint"))
         sname = a.sampler_denoiser or ("bfcnn" if "bfcnn" in names and have_bfcnn(1) else "wavelet")
         sv.denoiser.setCurrentIndex(sv.denoiser.findData(sname))
-        sv.size.setValue(96)
         rows = sv.form.rows
         rows["samples"].set(4)
         if sname != "bfcnn":
@@ -145,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_job()
         i = sv.show_what.findText("std (uncertainty map)")
         sv.show_what.setCurrentIndex(i)
-        win.sampler_dock.raise_()
+        win.docks["sampler"].raise_()
         win.canvas.vb.setRange(xRange=(150, 400), yRange=(40, 260))
         sv.apply_button.setEnabled(True)
         sv.show_what.setCurrentIndex(sv.show_what.findText("mean of the samples"))
@@ -153,26 +159,26 @@ def main(argv: list[str] | None = None) -> int:
         sv.show_what.setCurrentIndex(i)
         win.a_show_mask.setChecked(False)
         win.canvas.overlay.setVisible(False)  # show the filled hole, not the painted mask
-        win.mask_dock.raise_()
+        win.docks["mask"].raise_()
         shot("inpaint.png")
         win.a_show_mask.setChecked(True)
         win.canvas.overlay.setVisible(True)
 
-    if "manifold" in want and win.manifold_panel._fn() is not None:  # noqa: SLF001
+    if "manifold" in want:
         if win.doc is None:
-            win.open_path(str(sample_path()))
-        win.manifold_dock.show()
-        win.manifold_dock.raise_()
-        win.resizeDocks([win.manifold_dock], [520], Qt.Orientation.Vertical)
-        win.manifold_panel.run()
+            open_(str(sample_path()))
+        win.docks["manifold"].show()
+        win.docks["manifold"].raise_()
+        win.resizeDocks([win.docks["manifold"]], [520], Qt.Orientation.Vertical)
+        win.feature("manifold").run()
         wait_job()
         shot("manifold.png")
-        win.resizeDocks([win.manifold_dock], [250], Qt.Orientation.Vertical)
+        win.resizeDocks([win.docks["manifold"]], [250], Qt.Orientation.Vertical)
 
     if "multiscale" in want:
-        win.open_path(str(sample_path("coffee.png")))
-        mp = win.multiscale_panel
-        win.multiscale_dock.raise_()
+        open_(str(sample_path("coffee.png")))
+        mp = win.feature("multiscale")
+        win.docks["multiscale"].raise_()
         i = mp.denoiser.findData("gaussian")
         if i >= 0:
             mp.denoiser.setCurrentIndex(i)
