@@ -58,7 +58,9 @@ def measure(width: int = 6000, height: int = 4000) -> list[tuple[str, float, flo
         QTimer.singleShot(ms, loop.quit)
         loop.exec()
 
-    def timed(action: Callable[[], Any], done: Callable[[], bool], timeout: float = 600.0) -> tuple[float, float]:
+    def timed(
+        action: Callable[[], Any], done: Callable[[], bool], timeout: float = 600.0
+    ) -> tuple[float, float]:
         gaps: list[float] = []
         clock = QElapsedTimer()
         timer = QTimer()
@@ -94,8 +96,10 @@ def measure(width: int = 6000, height: int = 4000) -> list[tuple[str, float, flo
     win.autosaves.autosaver = win.autosaver
     os.environ.pop("RESTORELAB_NO_AUTOSAVE")  # after the window started: no recovery question
     doc.mask[100:110, 100:400] = 255
-    rows.append(("autosave", *timed(lambda: win.autosave(force=True),
-                                    lambda: win.autosaves.thread is None or not win.autosaves.thread.is_alive())))
+    def saved() -> bool:
+        return win.autosaves.thread is None or not win.autosaves.thread.is_alive()
+
+    rows.append(("autosave", *timed(lambda: win.autosave(force=True), saved)))
 
     clone = win.feature("clone")
     clone.set_ellipse(0.2 * width, 0.3 * height, 0.05 * width, 0.05 * height)

@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     p.add_argument("--self-test", action="store_true", help="run a headless self-test and exit")
     p.set_defaults(func=run)
 
-    p = bench_sub.add_parser("gui-stalls", help="worst GUI-thread stall of the window per action on a large photo")
+    p = bench_sub.add_parser("gui-stalls", help="worst GUI-thread stall per window action on a large photo")
     p.add_argument("--width", type=int, default=6000)
     p.add_argument("--height", type=int, default=4000)
     p.add_argument("--out", default="BENCHMARKS.md", help="markdown file to update (default BENCHMARKS.md)")
