@@ -25,8 +25,9 @@ from restorelab.prior._util import as_denoiser
 __all__ = ["Decomposition", "decompose", "decompose_job", "DECOMPOSE_PARAMS"]
 
 DECOMPOSE_PARAMS: tuple[Param, ...] = (
-    Param("levels", int, 4, lo=1, hi=64, help="number n of residual layers"),
+    Param("levels", int, 4, lo=1, hi=64, label="Number of layers", help="number n of residual layers"),
     Param("sigma", float, 25 / 255, lo=0.0, hi=1.0, sigma_like=True,
+          label="Denoiser strength σ",
           help="denoiser strength σ used at every level (blind denoisers ignore it)"),
 )
 

@@ -65,8 +65,9 @@ def test_core_selftest_passes_and_reports_each_part():
     assert run(out=buf) == 0, buf.getvalue()
     text = buf.getvalue()
     for part in ("open sample", "denoise", "seamless clone", "sampler (10 steps)", "session file"):
-        assert f"ok   {part}" in text or f"skip {part}" in text, text
-    assert "self-test passed" in text
+        assert f"ok   {part}" in text, text
+    assert "FAIL" not in text and "self-test passed" in text
+    assert "denoise (" in text and "bfcnn: MSE" in text  # the shipped learned denoiser ran
 
 
 def test_selftest_reports_a_failure(monkeypatch):
