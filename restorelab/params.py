@@ -43,9 +43,10 @@ def check_sigma(sigma: Any) -> float:
     except (TypeError, ValueError):
         raise ValueError(f"sigma must be a number, got {sigma!r}") from None
     if not (0.0 <= s <= SIGMA_MAX):  # also refuses NaN
+        on255 = f" ({255 * s:g} on the 0–255 scale)" if math.isfinite(s) else ""
         raise ValueError(
-            f"sigma = {s:g} is out of range [0, {SIGMA_MAX:g}] (noise level σ on the [0, 1] intensity "
-            f"scale, i.e. 0–{255 * SIGMA_MAX:g} for 8-bit images)"
+            f"sigma = {s:g}{on255} is out of range [0, {SIGMA_MAX:g}] (noise level σ on the [0, 1] "
+            f"intensity scale, at most {255 * SIGMA_MAX:g} on the 0–255 scale)"
         )
     return s
 
@@ -167,8 +168,8 @@ class Param:
         elif self.lo is not None or self.hi is not None:
             rng = f" [{self.lo}, {self.hi}]" + (" log" if self.log else "")
         unit = f" {self.unit}" if self.unit else ""
-        label = f" {self.label}" if self.label else ""
-        return f"{self.name}{label} ({self.kind.__name__}{rng}{unit}, default {d}): {self.help}"
+        text = f"{self.label} — {self.help}" if self.label and self.help else (self.label or self.help)
+        return f"{self.name} ({self.kind.__name__}{rng}{unit}, default {d}): {text}"
 
 
 def resolve_params(
