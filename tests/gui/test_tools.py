@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-edit = pytest.importorskip("restorelab.edit")
+from restorelab import edit
 
 
 def test_clone_drag_matches_core(win: Any, qtbot: Any) -> None:
@@ -74,7 +73,8 @@ def test_poisson_edit_menu_runs_core_op(win: Any, wait_idle: Any) -> None:
 
 
 def test_multiscale_gains_recompose(win: Any, qtbot: Any, wait_idle: Any, dialog_log: Any) -> None:
-    prior = pytest.importorskip("restorelab.prior")
+    from restorelab import prior
+
     panel = win.multiscale_panel
     if panel.denoiser.findData("_test_slow") < 0:
         panel.refresh()
@@ -94,7 +94,6 @@ def test_multiscale_gains_recompose(win: Any, qtbot: Any, wait_idle: Any, dialog
 
 
 def test_manifold_demo_panel(win: Any, wait_idle: Any) -> None:
-    pytest.importorskip("restorelab.prior.manifold")
     mp = win.manifold_panel
     mp.form.rows["n_points"].set(6)
     mp.form.rows["grid"].set(24)
