@@ -8,7 +8,7 @@ between iterations). Torch-native methods also implement ``_denoise_tensor`` so 
 samplers can call them on batches without leaving the GPU.
 
 Array conventions: numpy images are (H, W) or (H, W, C), torch tensors (C, H, W) or
-(N, C, H, W); the output has the input's type, shape and (floating) dtype. An RGBA image
+(N, C, H, W); the output has the input's type, shape and dtype. An RGBA image
 is denoised on RGB and keeps its alpha. σ = 0 returns a copy of the input. Integer images
 are converted by the one image policy (:mod:`restorelab.image`): ``D(uint8 y)`` is ``D(y/255)``
 rounded back to uint8. σ must lie in [0, :data:`~restorelab.params.SIGMA_MAX`] on the [0, 1]
