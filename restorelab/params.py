@@ -3,7 +3,11 @@
 Every method (denoiser, Poisson edit, sampler) declares its parameters once as a tuple of
 :class:`Param`. The CLI builds its ``--param k=v`` parsing and ``restorelab methods``
 listing from it, the GUI builds one widget per declaration (slider, log slider, σ slider
-shown ×255, checkbox, combo box).
+shown ×255, checkbox, combo box), each titled by the declaration's ``label`` (human words)
+and ``unit``, and every value typed or restored is checked by :meth:`Param.validate`.
+
+The noise level σ of every denoiser has one declared range, [0, :data:`SIGMA_MAX`] on the
+[0, 1] intensity scale, checked by :func:`check_sigma`.
 """
 
 from __future__ import annotations
@@ -13,11 +17,38 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Param", "ParamError", "resolve_params", "format_params"]
+__all__ = ["Param", "ParamError", "resolve_params", "format_params", "check_sigma", "SIGMA_MAX"]
+
+#: largest noise level σ a denoiser accepts, on the [0, 1] intensity scale (255 on the 8-bit scale):
+#: Gaussian noise whose standard deviation is the whole intensity range leaves no signal to estimate
+SIGMA_MAX = 1.0
 
 
 class ParamError(ValueError):
     """A parameter value is unknown, of the wrong type or out of its declared range."""
+
+
+def _fmt(v: float | None, inf: str) -> str:
+    return inf if v is None else f"{v:g}"
+
+
+def check_sigma(sigma: Any) -> float:
+    """σ as a float in [0, :data:`SIGMA_MAX`] (``ValueError`` naming the range otherwise).
+
+    σ is the standard deviation of the noise on the [0, 1] intensity scale; the command line
+    and the GUI show it ×255.
+    """
+    try:
+        s = float(sigma)
+    except (TypeError, ValueError):
+        raise ValueError(f"sigma must be a number, got {sigma!r}") from None
+    if not (0.0 <= s <= SIGMA_MAX):  # also refuses NaN
+        on255 = f" ({255 * s:g} on the 0–255 scale)" if math.isfinite(s) else ""
+        raise ValueError(
+            f"sigma = {s:g}{on255} is out of range [0, {SIGMA_MAX:g}] (noise level σ on the [0, 1] "
+            f"intensity scale, at most {255 * SIGMA_MAX:g} on the 0–255 scale)"
+        )
+    return s
 
 
 @dataclass(frozen=True)
@@ -28,6 +59,9 @@ class Param:
     ``default`` is a value or a callable ``default(sigma) -> value`` (σ on the [0, 1]
     scale), so that σ-dependent defaults give good results without tuning.
     ``sigma_like`` marks values on the [0, 1] intensity scale that users see ×255.
+    ``label`` is what the GUI and ``restorelab methods`` show (human words, e.g.
+    "Regularization weight λ"; :attr:`display_label` falls back to ``name``), ``unit`` the
+    unit of the value (``px``, ``px²``; empty when dimensionless).
     """
 
     name: str
@@ -42,12 +76,18 @@ class Param:
     sigma_like: bool = False
     group: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in (float, int, bool, str):
             raise TypeError(f"Param {self.name}: unsupported kind {self.kind!r}")
         if self.log and self.lo is not None and self.lo <= 0:
             raise ValueError(f"Param {self.name}: a log-scale range needs lo > 0")
+
+    @property
+    def display_label(self) -> str:
+        """The label shown to users (the code name when no label is declared)."""
+        return self.label or self.name
 
     @property
     def depends_on_sigma(self) -> bool:
@@ -100,8 +140,16 @@ class Param:
                 v = min(v, self.kind(self.hi))
             return v
         if (self.lo is not None and v < self.lo) or (self.hi is not None and v > self.hi):
-            raise ParamError(f"parameter '{self.name}' = {v} is outside [{self.lo}, {self.hi}]")
+            what = f" ({self.label})" if self.label else ""
+            rng = f"{'[' if self.lo is not None else '('}{_fmt(self.lo, '−∞')}, {_fmt(self.hi, '∞')}"
+            rng += "]" if self.hi is not None else ")"
+            raise ParamError(f"{self.name} = {v:g} is out of range {rng}{what}")
         return v
+
+    def validate(self, value: Any) -> Any:
+        """``value`` converted to the declared kind, or ``ParamError`` (a ``ValueError``) saying
+        why, e.g. ``lam = 5000 is out of range [0.0001, 10] (Regularization weight λ)``."""
+        return self.coerce(value)
 
     def parse(self, text: str) -> Any:
         """Parse a command-line string."""
@@ -120,7 +168,8 @@ class Param:
         elif self.lo is not None or self.hi is not None:
             rng = f" [{self.lo}, {self.hi}]" + (" log" if self.log else "")
         unit = f" {self.unit}" if self.unit else ""
-        return f"{self.name} ({self.kind.__name__}{rng}{unit}, default {d}): {self.help}"
+        text = f"{self.label} — {self.help}" if self.label and self.help else (self.label or self.help)
+        return f"{self.name} ({self.kind.__name__}{rng}{unit}, default {d}): {text}"
 
 
 def resolve_params(
@@ -136,7 +185,7 @@ def resolve_params(
     out = {}
     for name, p in decl.items():
         given = name in values and values[name] is not None
-        out[name] = p.coerce(values[name]) if given else p.default_for(sigma)
+        out[name] = p.validate(values[name]) if given else p.default_for(sigma)
     return out
 
 

@@ -24,6 +24,7 @@ _GROUPS = (
     "restorelab.cli.prior_cmd",
     "restorelab.cli.ship_cmd",
     "restorelab.cli.app_cmd",
+    "restorelab.bench.cost",
 )
 
 

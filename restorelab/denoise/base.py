@@ -8,89 +8,79 @@ between iterations). Torch-native methods also implement ``_denoise_tensor`` so 
 samplers can call them on batches without leaving the GPU.
 
 Array conventions: numpy images are (H, W) or (H, W, C), torch tensors (C, H, W) or
-(N, C, H, W); the output has the input's type, shape and (floating) dtype. An RGBA image
-is denoised on RGB and keeps its alpha. σ = 0 returns a copy of the input.
+(N, C, H, W); the output has the input's type, shape and dtype. An RGBA image
+is denoised on RGB and keeps its alpha. σ = 0 returns a copy of the input. Integer images
+are converted by the one image policy (:mod:`restorelab.image`): ``D(uint8 y)`` is ``D(y/255)``
+rounded back to uint8. σ must lie in [0, :data:`~restorelab.params.SIGMA_MAX`] on the [0, 1]
+scale (:func:`~restorelab.params.check_sigma`).
+
+Each class declares its cost, ``cost_s_per_mp``: seconds per megapixel of a colour image on
+one CPU core at default parameters (σ = 25/255), checked against measurement by
+``restorelab bench cost``; :func:`preview_ok` uses it to decide whether the GUI may run a
+method live.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+import sys
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
+from restorelab.image import as_float_image, from_float_image, image_dtype
 from restorelab.jobs import CancelToken, Progress, run_job, single_step
-from restorelab.params import Param, resolve_params
+from restorelab.params import SIGMA_MAX, Param, check_sigma, resolve_params
 
-__all__ = ["Denoiser", "as_hwc", "check_sigma"]
+__all__ = ["Denoiser", "as_hwc", "check_sigma", "preview_ok", "PREVIEW_BUDGET_S"]
 
-
-def check_sigma(sigma: Any) -> float:
-    """σ as a float ≥ 0 (ValueError otherwise)."""
-    try:
-        s = float(sigma)
-    except (TypeError, ValueError):
-        raise ValueError(f"sigma must be a number, got {sigma!r}") from None
-    if not np.isfinite(s) or s < 0:
-        raise ValueError(f"sigma must be finite and >= 0, got {sigma!r}")
-    return s
+#: seconds a live preview may take (the GUI runs a method on every parameter change below it)
+PREVIEW_BUDGET_S = 0.25
 
 
 def as_hwc(y: Any) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
-    """Convert an image (numpy (H,W)/(H,W,C) or torch (C,H,W)) to float32 (H, W, C).
+    """Convert an image to float32 (H, W, C) on the [0, 1] scale, by the one image policy
+    (:func:`restorelab.image.as_float_image`: uint8 → x/255, uint16 → x/65535, bool → 0/1,
+    floats as they are).
 
-    Returns the array and a function mapping an (H, W, C) result back to the input's
-    type and layout. Raises ``ValueError`` for non-finite values or a bad shape and
-    ``TypeError`` for something that is not an array.
+    ``y`` is a numpy (H, W) / (H, W, C) array or a torch (C, H, W) / (H, W) tensor. Returns
+    the array and a function mapping an (H, W, C) result back to the input's type, layout and
+    dtype (:func:`restorelab.image.from_float_image`: integer images are clipped to [0, 1] and
+    rounded to the nearest level; tensors come back as floating tensors on their device).
+    Raises ``ValueError`` for non-finite values or a bad shape and ``TypeError`` for an
+    unsupported dtype or something that is not an image.
     """
-    torch_in = False
-    dtype: Any = np.float32
-    if isinstance(y, np.ndarray):
-        arr = y
-    else:
-        try:
-            import torch
-        except ImportError:  # pragma: no cover
-            torch = None  # type: ignore[assignment]
-        if torch is not None and isinstance(y, torch.Tensor):
-            torch_in = True
-            tdev, tdtype = y.device, y.dtype
-            if y.ndim not in (2, 3):
-                raise ValueError(f"expected a (C,H,W) or (H,W) tensor, got shape {tuple(y.shape)}")
-            t = y.detach().float().cpu()
-            arr = (t if t.ndim == 2 else t.permute(1, 2, 0)).numpy()
-        else:
-            raise TypeError(f"expected a numpy array or torch tensor image, got {type(y).__name__}")
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"expected a numeric image, got dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.floating):
-        dtype = arr.dtype
-    if arr.ndim == 2:
-        squeeze = True
-        x = arr[:, :, None]
-    elif arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
-        squeeze = False
-        x = arr
-    else:
-        raise ValueError(f"expected an (H,W) or (H,W,C) image with C in 1,3,4; got shape {arr.shape}")
-    if x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"empty image of shape {arr.shape}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if not np.isfinite(x).all():
-        raise ValueError("image contains NaN or infinite values; replace them first (e.g. numpy.nan_to_num)")
+    torch = sys.modules.get("torch")
+    torch_in = torch is not None and isinstance(y, torch.Tensor)
+    dtype = image_dtype(y)
+    x = as_float_image(y, alpha="keep")
+    in_ndim = y.ndim if torch_in else np.ndim(y)
+    x3 = x[:, :, None] if x.ndim == 2 else x
+    if torch_in:
+        tdev, tdtype = y.device, y.dtype
 
     def back(out: np.ndarray) -> Any:
-        o = out[:, :, 0] if squeeze else out
+        o = out[:, :, 0] if in_ndim == 2 else out
         if torch_in:
-            import torch
-
-            t = torch.from_numpy(np.ascontiguousarray(o))
+            t = torch.from_numpy(np.ascontiguousarray(o, dtype=np.float32))
             if t.ndim == 3:
                 t = t.permute(2, 0, 1)
             return t.to(device=tdev, dtype=tdtype if tdtype.is_floating_point else torch.float32)
-        return o.astype(dtype, copy=False)
+        return from_float_image(o, dtype)
 
-    return x, back
+    return np.ascontiguousarray(x3), back
+
+
+def preview_ok(denoiser: Denoiser, shape: Sequence[int], budget_s: float = PREVIEW_BUDGET_S,
+               device: Any = None) -> bool:
+    """True when ``denoiser`` (an instance, or a class: only its declared costs are read) is
+    expected to finish an image of ``shape`` within ``budget_s`` seconds
+    (:meth:`Denoiser.estimate_seconds` on ``device``, default the denoiser's own, else the CPU),
+    so that a live preview may run it on every parameter change without building it first."""
+    dev = device if device is not None else getattr(denoiser, "device", "cpu")
+    if isinstance(dev, property):
+        dev = "cpu"
+    return Denoiser.estimate_seconds(denoiser, shape, dev) <= budget_s  # type: ignore[arg-type]
 
 
 class Denoiser:
@@ -106,6 +96,12 @@ class Denoiser:
     per_channel: ClassVar[bool] = False
     #: implemented in torch (runs on CUDA when asked)
     torch_native: ClassVar[bool] = False
+    #: seconds per megapixel of a 3-channel image, one CPU core, default parameters at σ = 25/255
+    #: (a declared tier; ``restorelab bench cost`` prints it beside the measured value); a class
+    #: that declares none is treated as slow
+    cost_s_per_mp: ClassVar[float] = 10.0
+    #: the same on a CUDA device (torch-native methods); None: not declared, the CPU figure is used
+    cost_s_per_mp_cuda: ClassVar[float | None] = None
 
     def __init__(self, *, device: Any = "auto", **values: Any) -> None:
         resolve_params(self.params, values, None)  # raises ParamError for unknown/bad values
@@ -120,6 +116,25 @@ class Denoiser:
     def with_params(self, **values: Any) -> Denoiser:
         """A copy with some parameters changed."""
         return type(self)(device=self.device, **{**self.values, **values})
+
+    def estimate_seconds(self, shape: Sequence[int], device: Any = None) -> float:
+        """Expected run time in seconds for an image of ``shape`` ((H, W) or (H, W, C)) on
+        ``device`` (default: the denoiser's own).
+
+        The declared :attr:`cost_s_per_mp` scaled by the number of samples, H·W·C / (3·10⁶):
+        the work of every method here grows linearly with the pixels and (per channel or
+        jointly) about linearly with the channels. The CUDA figure is used for torch-native
+        methods on a CUDA device when it is declared.
+        """
+        dims = [int(v) for v in shape]
+        if len(dims) not in (2, 3) or min(dims) < 1:
+            raise ValueError(f"shape must be (H, W) or (H, W, C) with positive sides, got {tuple(shape)!r}")
+        channels = 1 if len(dims) == 2 else min(dims[2], 3)  # alpha is carried, not denoised
+        rate = self.cost_s_per_mp
+        dev = self.device if device is None else device
+        if self.torch_native and self.cost_s_per_mp_cuda is not None and _is_cuda(dev):
+            rate = self.cost_s_per_mp_cuda
+        return rate * dims[0] * dims[1] * channels / 3e6
 
     # -- running ------------------------------------------------------------------------
     def job(self, y: Any, sigma: float) -> Generator[Progress, None, Any]:
@@ -162,14 +177,22 @@ class Denoiser:
 
         ``sigma`` is a float or a tensor of N values. Torch-native methods override
         :meth:`_denoise_tensor`; others run on numpy image by image.
+
+        This is the samplers' path: their effective noise σ_t may exceed the intensity range
+        in the first iterations (σ₀ up to 10), so σ above :data:`SIGMA_MAX` is clamped to it
+        here (a denoiser at σ = 1 already leaves little beyond local means); negative or NaN σ
+        raise ``ValueError``.
         """
         import torch
 
         if y.ndim != 4:
             raise ValueError(f"denoise_tensor expects (N,C,H,W), got {tuple(y.shape)}")
-        if self.torch_native:
-            return self._denoise_tensor(y, sigma)
         sig = torch.as_tensor(sigma, dtype=torch.float32).flatten()
+        if sig.numel() == 0 or bool(torch.isnan(sig).any()) or float(sig.min()) < 0:
+            raise ValueError(f"sigma must be >= 0 and not NaN, got {sigma!r}")
+        sig = sig.clamp(max=SIGMA_MAX)
+        if self.torch_native:
+            return self._denoise_tensor(y, sig if sig.numel() > 1 else float(sig[0]))
         outs = []
         for i in range(y.shape[0]):
             s = float(sig[i] if sig.numel() > 1 else sig[0])
@@ -191,3 +214,11 @@ class Denoiser:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.values.items())})"
+
+
+def _is_cuda(device: Any) -> bool:
+    if device is None or device == "auto":
+        from restorelab.device import cuda_available
+
+        return cuda_available()
+    return str(device).startswith("cuda")

@@ -105,15 +105,19 @@ class BFCNNDenoiser(Denoiser):
         "denoising via bias-free CNNs, ICLR 2020"
     )
     torch_native = True
+    cost_s_per_mp = 5.0  # restorelab bench cost
     params = (
         Param(
             "model",
             str,
             "auto",
+            label="Network weights",
             help="auto (gray/colour by the image), gray, color, digits or a .safetensors path",
         ),
-        Param("tile", int, 0, lo=0, hi=8192, unit="px", help="tile size for large images (0 = automatic)"),
-        Param("precision", str, "auto", choices=("auto", "fp32", "bf16"), help="bf16 on CUDA when auto"),
+        Param("tile", int, 0, lo=0, hi=8192, unit="px", label="Tile size",
+              help="tile size for large images (0 = automatic)"),
+        Param("precision", str, "auto", choices=("auto", "fp32", "bf16"), label="Arithmetic precision",
+              help="bf16 on CUDA when auto"),
     )
 
     def _fast(self, channels: int) -> Any:

@@ -122,13 +122,17 @@ class HeatDenoiser(Denoiser):
     name = "heat"
     title = "Heat equation"
     citation = "Aubert & Kornprobst, Mathematical Problems in Image Processing, 2nd ed. (2006), §3.3.1"
+    cost_s_per_mp = 0.05  # restorelab bench cost
     params = (
         Param("t", float, default_time, lo=1e-3, hi=200.0, log=True, unit="px²",
-              help="diffusion time; equals a Gaussian filter of std √(2t) pixels"),
+              label="Diffusion time", help="diffusion time; equals a Gaussian filter of std √(2t) pixels"),
         Param("scheme", str, "gaussian", choices=("gaussian", "explicit"),
+              label="Numerical scheme",
               help="gaussian: exact solution by filtering; explicit: 5-point Euler steps of the PDE"),
-        Param("dt", float, 0.2, lo=0.01, hi=0.25, help="time step of the explicit scheme (stable ≤ 1/4)"),
+        Param("dt", float, 0.2, lo=0.01, hi=0.25, label="Time step",
+              help="time step of the explicit scheme (stable ≤ 1/4)"),
         Param("boundary", str, "reflect", choices=_BOUNDARIES,
+              label="Boundary handling",
               help="image extension for the filter (reflect = Neumann, as the explicit scheme)"),
     )
 
@@ -165,8 +169,10 @@ class GaussianDenoiser(HeatDenoiser):
     title = "Gaussian filter"
     params = (
         Param("std", float, lambda s: math.sqrt(2.0 * default_time(s)), lo=0.05, hi=20.0, log=True,
-              unit="px", help="standard deviation of the Gaussian kernel (= √(2t))"),
-        Param("boundary", str, "reflect", choices=_BOUNDARIES, help="image extension (reflect = Neumann)"),
+              unit="px", label="Kernel standard deviation",
+              help="standard deviation of the Gaussian kernel (= √(2t))"),
+        Param("boundary", str, "reflect", choices=_BOUNDARIES, label="Boundary handling",
+              help="image extension (reflect = Neumann)"),
     )
 
     def _time(self, p: Mapping[str, Any]) -> float:

@@ -236,28 +236,37 @@ class NLMDenoiser(Denoiser):
     title = "Non-local means"
     citation = "Buades, Coll & Morel, CVPR 2005; Non-Local Means Denoising, IPOL 2011"
     torch_native = True
+    cost_s_per_mp = 1.0  # restorelab bench cost
     params = (
         Param("backend", str, "auto", choices=("auto", "torch", "opencv"),
+              label="Implementation",
               help="torch (vectorised, CPU or CUDA), OpenCV fast NLM, or auto (= torch)"),
-        Param("patch", int, _default_patch, lo=1, hi=15, unit="px", help="patch side (odd)"),
-        Param("search", int, _default_search, lo=3, hi=51, unit="px", help="search window side (odd)"),
+        Param("patch", int, _default_patch, lo=1, hi=15, unit="px", label="Patch side",
+              help="patch side (odd)"),
+        Param("search", int, _default_search, lo=3, hi=51, unit="px", label="Search window side",
+              help="search window side (odd)"),
         Param("h", float, _default_h, lo=1e-4, hi=1.0, log=True, sigma_like=True,
+              label="Filtering parameter h",
               help="filtering parameter h of exp(−max(d² − 2σ², 0)/h²) (torch backend)"),
         Param("center", str, _default_center, choices=("one", "max"),
+              label="Centre pixel weight",
               help="weight of the pixel itself: 1 (= exp 0) or the max of the others (IPOL)"),
         Param("color", str, "opponent", choices=("opponent", "joint"),
+              label="Colour handling",
               help="colour: per channel of an orthonormal luminance/chrominance space, or joint RGB weights"),
-        Param("chroma_h", float, 1.5, lo=0.1, hi=10.0, help="h multiplier on the chrominance channels"),
+        Param("chroma_h", float, 1.5, lo=0.1, hi=10.0, label="Chrominance h multiplier",
+              help="h multiplier on the chrominance channels"),
         Param("aggregate", bool, True,
+              label="Patch aggregation",
               help="patch-wise aggregation (IPOL): every patch estimate votes for all its pixels"),
         Param("h_opencv", float, _default_h_opencv, lo=1e-4, hi=1.0, log=True, sigma_like=True,
-              group="opencv", help="OpenCV's h of exp(−d²/h²) (opencv backend)"),
+              group="opencv", label="OpenCV filtering h", help="OpenCV's h of exp(−d²/h²) (opencv backend)"),
         Param("opencv_patch", int, 7, lo=1, hi=15, unit="px", group="opencv",
-              help="OpenCV templateWindowSize (odd; OpenCV recommends 7)"),
+              label="OpenCV patch side", help="OpenCV templateWindowSize (odd; OpenCV recommends 7)"),
         Param("opencv_search", int, 21, lo=3, hi=51, unit="px", group="opencv",
-              help="OpenCV searchWindowSize (odd; OpenCV recommends 21)"),
+              label="OpenCV search window side", help="OpenCV searchWindowSize (odd; OpenCV recommends 21)"),
         Param("opencv_depth", int, 8, lo=8, hi=16, group="opencv",
-              help="8: uint8 (quantised, L2 norm); 16: uint16 with the L1 norm"),
+              label="OpenCV bit depth", help="8: uint8 (quantised, L2 norm); 16: uint16 with the L1 norm"),
     )
 
     def _backend(self, p: Mapping[str, Any]) -> str:

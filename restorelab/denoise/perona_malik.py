@@ -220,16 +220,20 @@ class PeronaMalikDenoiser(Denoiser):
     citation = "Perona & Malik, IEEE PAMI 12(7) (1990); Aubert & Kornprobst (2006), eq. (3.49)"
     iterative = True
     torch_native = True
+    cost_s_per_mp = 0.2  # restorelab bench cost
     params = (
         Param("conductance", str, "rational", choices=CONDUCTANCES,
-              help="g(s): rational = 1/(1+(s/K)²), exp = exp(−(s/K)²)"),
+              label="Conductance function g", help="g(s): rational = 1/(1+(s/K)²), exp = exp(−(s/K)²)"),
         Param("K", float, lambda s: default_k(s, "rational"), lo=1e-4, hi=2.0, log=True, sigma_like=True,
+              label="Contrast threshold K",
               help="contrast parameter: differences well above K are kept as edges "
                    "(default 0.8σ for rational, 2.2σ for exp; ×C^0.25 for C colour channels)"),
         Param("iterations", int, lambda s: default_iterations(s, "rational"), lo=0, hi=5000,
+              label="Number of time steps",
               help="number of explicit time steps (default 6+45σ for rational, 2+40σ for exp)"),
-        Param("dt", float, 0.2, lo=0.01, hi=0.25, help="time step (stable for dt ≤ 1/4)"),
+        Param("dt", float, 0.2, lo=0.01, hi=0.25, label="Time step", help="time step (stable for dt ≤ 1/4)"),
         Param("presmooth", float, 0.0, lo=0.0, hi=10.0, unit="px",
+              label="Pre-smoothing std",
               help="std of the Gaussian applied before computing g (Catté et al. 1992); 0 = off"),
     )
 

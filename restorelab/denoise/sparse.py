@@ -227,21 +227,28 @@ class SparseDenoiser(Denoiser):
         "Elad & Aharon, IEEE TIP 2006; Aharon, Elad & Bruckstein, IEEE TSP 2006 (K-SVD); "
         "Rubinstein, Zibulevsky & Elad 2008 (Batch-OMP)"
     )
+    cost_s_per_mp = 20.0  # restorelab bench cost
     params = (
-        Param("patch", int, 8, lo=3, hi=16, unit="px", help="patch side √n"),
+        Param("patch", int, 8, lo=3, hi=16, unit="px", label="Patch side", help="patch side √n"),
         Param("atoms", int, 256, lo=16, hi=1024, log=True,
-              help="dictionary size K (overcomplete DCT with ⌈√K⌉² atoms)"),
-        Param("C", float, 1.15, lo=0.5, hi=3.0, help="OMP stops when ‖p − Dγ‖² ≤ n(Cσ)²"),
-        Param("max_atoms", int, 16, lo=1, hi=256, help="at most this many atoms per patch"),
+              label="Dictionary atoms K", help="dictionary size K (overcomplete DCT with ⌈√K⌉² atoms)"),
+        Param("C", float, 1.15, lo=0.5, hi=3.0, label="Stopping gain C",
+              help="OMP stops when ‖p − Dγ‖² ≤ n(Cσ)²"),
+        Param("max_atoms", int, 16, lo=1, hi=256, label="Atoms per patch (max)",
+              help="at most this many atoms per patch"),
         Param("lam", float, lambda s: 30.0 / (255.0 * s) if s > 0 else 1.0, lo=0.0, hi=100.0,
+              label="Noisy-image weight λ",
               help="weight λ of the noisy image in the patch average (Elad–Aharon: 30/σ₂₅₅)"),
         Param("stride", int, 0, lo=0, hi=8, unit="px",
+              label="Patch stride",
               help="step between patches (1 = all overlapping patches; 0 = auto: 1 up to 256², then 2–3)"),
         Param("ksvd_iters", int, 0, lo=0, hi=50,
-              help="K-SVD iterations on the image's patches (0 = fixed DCT)"),
+              label="K-SVD iterations", help="K-SVD iterations on the image's patches (0 = fixed DCT)"),
         Param("ksvd_patches", int, 20000, lo=1000, hi=1_000_000, log=True,
+              label="K-SVD training patches",
               help="at most this many patches (fixed-seed subset) to train K-SVD on"),
         Param("color", str, "opponent", choices=("opponent", "rgb"),
+              label="Colour space",
               help="colour images: code the channels of an orthonormal luminance/chrominance space, or RGB"),
     )
 

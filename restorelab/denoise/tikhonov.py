@@ -84,14 +84,17 @@ class TikhonovDenoiser(Denoiser):
         "Tikhonov & Arsenin, Solutions of Ill-Posed Problems (1977); "
         "Aubert & Kornprobst (2006), eq. (3.4)"
     )
+    cost_s_per_mp = 0.05  # restorelab bench cost
     params = (
         Param("regularizer", str, "smoothness", choices=REGULARIZERS,
-              help="R(x): smoothness λ‖∇x‖², laplacian λ‖Lx‖², energy λ‖x‖²"),
+              label="Regularizer R(x)", help="R(x): smoothness λ‖∇x‖², laplacian λ‖Lx‖², energy λ‖x‖²"),
         Param("lam", float, lambda s: 52.0 * s**1.58, lo=1e-4, hi=1e4, log=True, group="λ",
-              help="weight λ of the smoothness term ‖∇x‖²"),
+              label="Smoothness weight λ", help="weight λ of the smoothness term ‖∇x‖²"),
         Param("lam_laplacian", float, lambda s: 420.0 * s**2.6, lo=1e-5, hi=1e5, log=True, group="λ",
+              label="Laplacian weight λ",
               help="weight λ of the Laplacian term ‖Lx‖² (regularizer=laplacian)"),
         Param("lam_energy", float, lambda s: 4.3 * s * s, lo=1e-6, hi=1e2, log=True, group="λ",
+              label="Energy weight λ",
               help="weight λ of the energy term ‖x‖² (regularizer=energy): x = y/(1+λ)"),
     )
 

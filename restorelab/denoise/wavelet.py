@@ -98,21 +98,29 @@ class WaveletDenoiser(Denoiser):
         "Donoho & Johnstone, Biometrika 1994; Chang, Yu & Vetterli, IEEE TIP 2000 (BayesShrink); "
         "Coifman & Donoho, Translation-invariant de-noising, 1995"
     )
+    cost_s_per_mp = 3.0  # restorelab bench cost
     params = (
         Param("wavelet", str, "haar", choices=WAVELETS,
-              help="orthogonal wavelet family (haar/Daubechies/symlets/coiflets)"),
-        Param("levels", int, 4, lo=1, hi=8, help="decomposition levels (capped by the image size)"),
+              label="Wavelet family", help="orthogonal wavelet family (haar/Daubechies/symlets/coiflets)"),
+        Param("levels", int, 4, lo=1, hi=8, label="Decomposition levels",
+              help="decomposition levels (capped by the image size)"),
         Param("rule", str, "bayes", choices=("bayes", "visu", "fixed"),
+              label="Threshold rule",
               help="threshold rule: BayesShrink per subband, VisuShrink σ√(2 ln N), or the fixed λ"),
         Param("threshold", float, lambda s: 2.0 * s, lo=0.0, hi=1.0, sigma_like=True,
-              help="λ for rule=fixed (soft threshold of unit-gain coefficients)"),
-        Param("scale", float, 1.0, lo=0.0, hi=10.0, help="multiplier on the threshold of any rule"),
-        Param("mode", str, "soft", choices=("soft", "hard"), help="soft (ℓ1 prox) or hard thresholding"),
+              label="Fixed threshold λ", help="λ for rule=fixed (soft threshold of unit-gain coefficients)"),
+        Param("scale", float, 1.0, lo=0.0, hi=10.0, label="Threshold multiplier",
+              help="multiplier on the threshold of any rule"),
+        Param("mode", str, "soft", choices=("soft", "hard"), label="Thresholding function",
+              help="soft (ℓ1 prox) or hard thresholding"),
         Param("transform", str, "swt", choices=("swt", "dwt"),
+              label="Wavelet transform",
               help="undecimated SWT (shift invariant) or decimated DWT with cycle spinning"),
         Param("shifts", int, 4, lo=1, hi=16,
+              label="Cycle-spinning shifts",
               help="cycle spinning for dwt: average over shifts×shifts circular shifts (1 = off)"),
         Param("color", str, "opponent", choices=("opponent", "rgb"),
+              label="Colour space",
               help="colour images: shrink in an orthonormal luminance/chrominance space, or per RGB channel"),
     )
 

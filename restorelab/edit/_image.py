@@ -1,7 +1,8 @@
 """Image and mask conversion shared by the Poisson edits.
 
-Images are float32 (H, W) or (H, W, C) in [0, 1]; uint8 / uint16 / float / bool-free inputs are
-accepted and converted. Values outside [0, 1] in float inputs are kept (never clipped in the
+Images are float32 (H, W) or (H, W, C) in [0, 1], converted by the one image policy of
+:mod:`restorelab.image` (uint8, uint16 and float accepted; bool refused here: an image, not a
+mask, is expected). Values outside [0, 1] in float inputs are kept (never clipped in the
 solve); only :func:`from_float` to an integer dtype clips, and it rounds to the nearest level.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from restorelab.image import as_float_image, from_float_image
 
 __all__ = ["check_image", "to_float", "from_float", "as_mask", "split_alpha", "merge_alpha"]
 
@@ -32,47 +35,29 @@ def check_image(img: Any, name: str = "image") -> np.ndarray:
     return img
 
 
-def _float_copy_checked(img: np.ndarray, name: str) -> np.ndarray:
-    """A float32 copy of a float array, checked for NaN/inf by its minimum and maximum (NaN
-    propagates through both; SIMD reductions, no boolean image, no BLAS call, so that it is
-    safe in a worker thread)."""
-    out = np.array(img, dtype=np.float32, copy=True)
-    if out.size and not (np.isfinite(out.max()) and np.isfinite(out.min())):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return out
-
-
 def to_float(img: Any, name: str = "image") -> tuple[np.ndarray, np.dtype]:
-    """Convert ``img`` to float32 in [0, 1]: uint8 → x/255, uint16 → x/65535, float as is.
+    """Convert ``img`` to float32 on the [0, 1] scale by the one image policy
+    (:func:`restorelab.image.as_float_image`: uint8 → x/255, uint16 → x/65535, float as is).
 
     Returns ``(image, original_dtype)``; the input is never modified (a new array is returned).
-    Raises ``TypeError`` for other dtypes and ``ValueError`` for bad shapes or non-finite values.
+    A gray + alpha image (C = 2) is converted channel by channel. Raises ``TypeError`` for
+    other dtypes and ``ValueError`` for bad shapes or non-finite values.
     """
     img = check_image(img, name)
-    dt = img.dtype
-    if dt == np.uint8:
-        out = img.astype(np.float32) / np.float32(255)
-    elif dt == np.uint16:
-        out = img.astype(np.float32) / np.float32(65535)
+    if img.ndim == 3 and img.shape[2] == 2:
+        out = np.stack([as_float_image(img[:, :, k], name=name, copy=True) for k in range(2)], axis=2)
     else:
-        out = _float_copy_checked(img, name)
-    if out.ndim == 3 and out.shape[2] == 1:
-        out = out[:, :, 0]
-    return out, dt
+        out = as_float_image(img, name=name, copy=True)
+    return out, img.dtype
 
 
 def from_float(img: np.ndarray, dtype: Any) -> np.ndarray:
-    """Convert a float image in [0, 1] back to ``dtype``: integers are clipped and *rounded*
-    (``round(x·255)`` / ``round(x·65535)``), floats are returned unclipped."""
+    """Convert a float image in [0, 1] back to ``dtype`` (:func:`restorelab.image.from_float_image`:
+    integers are clipped and rounded to the nearest level, floats are returned unclipped)."""
     dt = np.dtype(dtype)
-    a = np.asarray(img)
-    if dt == np.uint8:
-        return np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
-    if dt == np.uint16:
-        return np.rint(np.clip(a, 0.0, 1.0) * 65535.0).astype(np.uint16)
-    if np.issubdtype(dt, np.floating):
-        return a.astype(dt, copy=True)
-    raise TypeError(f"unsupported output dtype {dt}")
+    if dt not in (np.uint8, np.uint16) and dt.kind != "f":
+        raise TypeError(f"unsupported output dtype {dt}")
+    return from_float_image(img, dt)
 
 
 def as_mask(mask: Any, shape: tuple[int, int], name: str = "mask") -> np.ndarray:

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from restorelab.denoise.base import as_hwc, check_sigma
+from restorelab.denoise.base import check_sigma
+from restorelab.image import as_float_image
 from restorelab.jobs import Progress, run_job
 from restorelab.params import Param
 from restorelab.prior._util import as_denoiser
@@ -25,15 +26,17 @@ from restorelab.prior._util import as_denoiser
 __all__ = ["Decomposition", "decompose", "decompose_job", "DECOMPOSE_PARAMS"]
 
 DECOMPOSE_PARAMS: tuple[Param, ...] = (
-    Param("levels", int, 4, lo=1, hi=64, help="number n of residual layers"),
+    Param("levels", int, 4, lo=1, hi=64, label="Number of layers", help="number n of residual layers"),
     Param("sigma", float, 25 / 255, lo=0.0, hi=1.0, sigma_like=True,
+          label="Denoiser strength σ",
           help="denoiser strength σ used at every level (blind denoisers ignore it)"),
 )
 
 
 @dataclass
 class Decomposition:
-    """``base = fⁿ(x)`` and ``residuals[k] = f^k(x) − f^{k+1}(x)`` (float32, unclipped, input's layout)."""
+    """``base = fⁿ(x)`` and ``residuals[k] = f^k(x) − f^{k+1}(x)``: float32 on the [0, 1] scale
+    whatever the input's dtype (an 8-bit x is read as x/255; layers are signed and unclipped)."""
 
     base: np.ndarray
     residuals: list[np.ndarray]
@@ -80,8 +83,7 @@ def decompose_job(
         raise ValueError(f"levels must be >= 1, got {levels}")
     if not isinstance(x, np.ndarray):
         raise TypeError(f"expected a numpy image, got {type(x).__name__}")
-    as_hwc(x)  # validates shape and finiteness
-    cur = np.array(x, dtype=np.float32, copy=True)
+    cur = as_float_image(x, copy=True)  # uint8 → x/255 ...; shape and finiteness checked
     residuals = []
     for k in range(n):
         inner = den.job(cur, s)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from restorelab.image import as_float_image, check_finite
 from restorelab.params import Param
 
 __all__ = [
@@ -172,6 +173,16 @@ class Operator:
 
 
 def _np_image_in(image: np.ndarray, shape: tuple[int, int]) -> tuple[torch.Tensor, Any]:
+    """A numpy image as a tensor (C, H, W) or (H, W), read by the one image policy
+    (:func:`restorelab.image.as_float_image`: uint8 → x/255, uint16 → x/65535, bool → 0/1,
+    NaN/inf refused). Float arrays keep their precision (float64 stays float64): the
+    operators are linear maps also applied to residuals and noise, whose adjoint identities
+    hold to float64 accuracy."""
+    if image.dtype.kind == "f":
+        check_finite(image, "image")
+    else:
+        conv = as_float_image(image, name="image")
+        image = conv.reshape(image.shape)  # keep an (H, W, 1) layout
     if image.ndim == 2:
         t = torch.from_numpy(np.ascontiguousarray(image))
         chan = False
@@ -182,7 +193,7 @@ def _np_image_in(image: np.ndarray, shape: tuple[int, int]) -> tuple[torch.Tenso
         raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {image.shape}")
     if tuple(t.shape[-2:]) != shape:
         raise ValueError(f"image is {image.shape[:2]} but the operator expects {shape}")
-    if not torch.is_floating_point(t):
+    if t.dtype == torch.float16:
         t = t.to(torch.float32)
 
     def back(out: torch.Tensor) -> np.ndarray:

@@ -227,7 +227,7 @@ def test_bad_input_file(tmp_path, clean_png, capsys, kind, command):
     "args,needle",
     [(["-m", "nope", "--sigma", "25"], "unknown denoiser"),
      (["-m", "test-box", "--sigma", "25", "-p", "foo=1"], "no parameter 'foo'"),
-     (["-m", "test-box", "--sigma", "25", "-p", "radius=9"], "outside"),
+     (["-m", "test-box", "--sigma", "25", "-p", "radius=9"], "out of range"),
      (["-m", "test-box", "--sigma", "25", "-p", "radius"], "NAME=VALUE"),
      (["-m", "test-box", "--sigma", "-2"], "sigma"),
      (["-m", "test-box", "--sigma", "x"], "sigma")],

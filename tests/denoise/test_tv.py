@@ -76,9 +76,9 @@ def test_gray_colour_and_torch_inputs(camera_small, astronaut_small):
     c = d(yc, s)
     assert c.shape == astronaut_small.shape
     # vectorial TV couples the channels: different from channel-by-channel TV
-    c_sep = denoise.get("tv", device="cpu", colour="channels")(yc, s)
+    c_sep = denoise.get("tv", device="cpu", color="channels")(yc, s)
     assert np.abs(c - c_sep).max() > 1e-3
-    one = denoise.get("tv", device="cpu", colour="channels")(yc[:, :, 0], s)
+    one = denoise.get("tv", device="cpu", color="channels")(yc[:, :, 0], s)
     np.testing.assert_allclose(c_sep[:, :, 0], one, atol=1e-5)
     # torch (C, H, W) in → torch out, same values as numpy
     t = torch.from_numpy(yc).permute(2, 0, 1).contiguous()
@@ -98,7 +98,7 @@ def test_gray_colour_and_torch_inputs(camera_small, astronaut_small):
 def test_vectorial_colour_tv_beats_channel_by_channel_tv(astronaut_small, s):
     y = noisy(astronaut_small, s, seed=s)
     p_vec = peak_signal_noise_ratio(astronaut_small, denoise.get("tv")(y, s / 255), data_range=1)
-    p_sep = peak_signal_noise_ratio(astronaut_small, denoise.get("tv", colour="channels")(y, s / 255),
+    p_sep = peak_signal_noise_ratio(astronaut_small, denoise.get("tv", color="channels")(y, s / 255),
                                     data_range=1)
     assert p_vec > p_sep + 0.3, (p_vec, p_sep)
 

@@ -8,10 +8,7 @@ import time
 from typing import Any
 
 import numpy as np
-import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
-
-pytest.importorskip("restorelab.prior.sampler")
 
 
 def _setup_sampler(win: Any, max_iter: int, delay: float, monkeypatch: Any) -> Any:

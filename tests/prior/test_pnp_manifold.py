@@ -70,8 +70,15 @@ def test_manifold_demo_trajectories_end_on_manifold():
 
 def test_manifold_job_progress_and_bad_input():
     evs = []
-    run_job(manifold_demo_job(sigma=0.2, n_points=5, grid=4, curve="wave"), on_progress=evs.append)
+    d = run_job(manifold_demo_job(sigma=0.2, n_points=5, grid=4, curve="wave"), on_progress=evs.append)
     assert evs and all(e.step >= 1 for e in evs)
+    assert evs[0].sigma == pytest.approx(0.2) and "σ = 0.2" in evs[0].message  # the density stage first
+    later = [e.sigma for e in evs[1:] if e.sigma is not None]
+    assert later and min(later) < 0.05  # the ascent's σ_t falls from σ₀ = 0.2 towards σ_L
+    assert d["density"].shape == (1, 4, 4) and d["noisy"].shape == (1, 5, 2) and d["end_alg1"].shape == (5, 2)
+    np.testing.assert_allclose(d["traj_alg1"][:, 0], d["noisy"][0])  # trajectories start at the noisy points
+    assert d["dist_alg1"].max() < 0.05  # every trajectory of Algorithm 1 ends on the wave
+    np.testing.assert_allclose(d["end_alg2"] @ d["measure"], d["x_c"], atol=1e-6)  # Algorithm 2: exact
     with pytest.raises(ValueError):
         manifold_demo(sigma=-1.0)
     with pytest.raises(ValueError):

@@ -10,7 +10,7 @@
 | empty mask                    | ValueError from cloning and inpainting; saved in sessions      |
 | whole-image mask              | clone = source up to a constant; inpainting = pure sampling    |
 | σ = 0                         | a copy of the input                                            |
-| σ far above the range         | finite output inside the input's range                         |
+| σ at the top of its range (1) | finite output inside the input's range; above it: ValueError   |
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import zlib
 import numpy as np
 import pytest
 
-io = pytest.importorskip("restorelab.io", reason="restorelab.io has not landed")
-from restorelab import denoise  # noqa: E402
+from restorelab import denoise, edit, io
+from restorelab.prior import operators as ops
 
 #: small search windows keep these loops fast; the defaults are tested by each family's own tests
 _FAST = {"nlm": {"search": 7}}
@@ -34,18 +34,8 @@ def _get(name: str) -> denoise.Denoiser:
     return denoise.get(name, device="cpu", **_FAST.get(name, {}))
 
 
-def _denoisers() -> list[str]:
-    out = []
-    for n in denoise.names():
-        try:
-            _get(n)(np.zeros((8, 8), np.float32), 0.1)
-        except (FileNotFoundError, OSError):  # a learned model whose weights are not installed
-            continue
-        out.append(n)
-    return out
-
-
-DENOISERS = _denoisers()
+#: every registered denoiser; a learned one whose weights are missing fails, it is not dropped
+DENOISERS = denoise.names()
 
 
 def _png(width: int, height: int, depth: int = 8, ctype: int = 0, idat: bytes = b"") -> bytes:
@@ -144,11 +134,9 @@ def test_non_finite_pixels(tmp_path, bad):
 
 # ----------------------------------------------------------------------------- masks
 def test_empty_mask(tmp_path, camera_small):
-    edit = pytest.importorskip("restorelab.edit", reason="restorelab.edit has not landed")
     empty = np.zeros(camera_small.shape, bool)
     with pytest.raises(ValueError, match="empty"):
         edit.seamless_clone(camera_small, camera_small, empty, (0, 0))
-    ops = pytest.importorskip("restorelab.prior.operators", reason="restorelab.prior has not landed")
     with pytest.raises(ValueError, match="empty"):
         ops.inpaint(empty)
     from restorelab.session import MaskLayer, Session, load_session, save_session
@@ -158,7 +146,6 @@ def test_empty_mask(tmp_path, camera_small):
 
 
 def test_whole_image_clone_mask_keeps_source_gradients(camera_small):
-    edit = pytest.importorskip("restorelab.edit", reason="restorelab.edit has not landed")
     src = camera_small[:40, :40]
     dst = camera_small[40:80, 40:80]
     out = edit.seamless_clone(src, dst, np.ones(src.shape, bool), (0, 0), mode="import")
@@ -167,14 +154,22 @@ def test_whole_image_clone_mask_keeps_source_gradients(camera_small):
 
 
 def test_whole_image_inpainting_mask_is_pure_sampling():
-    ops = pytest.importorskip("restorelab.prior.operators", reason="restorelab.prior has not landed")
     from restorelab.jobs import run_job
-    from restorelab.prior.sampler import inverse_job
+    from restorelab.prior.sampler import inverse_job, sample_job
 
-    den = _get(DENOISERS[0])
+    den = _get("gaussian")
     op = ops.inpaint(np.ones((16, 16), bool))
-    res = run_job(inverse_job(den, op, np.zeros((16, 16), np.float32), max_iter=5, device="cpu"))
-    assert np.isfinite(np.asarray(res.samples[0])).all()
+    assert op.m == 0  # nothing is measured
+    kw = dict(max_iter=5, device="cpu", beta=0.5, h0=0.01)
+    inv = run_job(inverse_job(den, op, np.zeros((16, 16), np.float32), seed=3, **kw))
+    alg1 = run_job(sample_job(den, shape=(16, 16), seed=3, **kw))
+    # Algorithm 2 with no measurement is Algorithm 1: the same seed gives the same sample
+    np.testing.assert_array_equal(inv.samples[0], alg1.samples[0])
+    # the image's values are not used at all, and another seed draws another sample
+    other = run_job(inverse_job(den, op, np.full((16, 16), 0.7, np.float32), seed=3, **kw))
+    np.testing.assert_array_equal(other.samples[0], inv.samples[0])
+    reseeded = run_job(inverse_job(den, op, np.zeros((16, 16), np.float32), seed=4, **kw))
+    assert np.abs(reseeded.samples[0] - inv.samples[0]).max() > 0.05
 
 
 # ----------------------------------------------------------------------------- noise levels
@@ -186,12 +181,16 @@ def test_sigma_zero_returns_a_copy(camera_small):
 
 
 def test_sigma_far_above_the_range(camera_small):
+    from restorelab.params import SIGMA_MAX
+
     y = camera_small[:16, :16]
     for n in DENOISERS:
-        for sigma in (2.0, 50.0):
-            out = _get(n)(y, sigma)
-            assert out.shape == y.shape and np.isfinite(out).all(), (n, sigma)
-            assert y.min() - 1e-3 <= out.min() and out.max() <= y.max() + 1e-3, (n, sigma)
+        out = _get(n)(y, SIGMA_MAX)  # the top of the declared range: finite, inside the input's range
+        assert out.shape == y.shape and np.isfinite(out).all(), n
+        assert y.min() - 1e-3 <= out.min() and out.max() <= y.max() + 1e-3, n
+        for sigma in (2.0, 50.0, 1e9):  # above it: refused, naming the range
+            with pytest.raises(ValueError, match=r"out of range \[0, 1\]"):
+                _get(n)(y, sigma)
     for bad in (-0.1, np.nan, np.inf):
         with pytest.raises(ValueError):
             _get(DENOISERS[0])(y, bad)

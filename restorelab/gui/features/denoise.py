@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QWidget
 
 from restorelab import denoise
+from restorelab.denoise.base import preview_ok
 from restorelab.gui.context import AppContext
 from restorelab.gui.document import Document
 from restorelab.gui.features.base import Area, Feature
@@ -117,15 +118,7 @@ class DenoiseFeature(Feature):
     def preview_ok(self, shape: tuple[int, ...]) -> bool:
         """Whether the chosen method's declared cost fits the preview budget on ``shape``."""
         cls = self.panel.method_class()
-        if cls is None:
-            return False
-        est = getattr(denoise, "preview_ok", None)
-        if est is not None:
-            return bool(est(cls, shape, PREVIEW_BUDGET_S))
-        cost = getattr(cls, "cost_s_per_mp", None)
-        if cost is None:
-            return False
-        return float(cost) * (shape[0] * shape[1]) / 1e6 <= PREVIEW_BUDGET_S
+        return cls is not None and preview_ok(cls, shape, PREVIEW_BUDGET_S, device=self.ctx.device)
 
     def _view_moved(self) -> None:
         if self.panel.live.isChecked() and self.ctx.canvas.preview_item.isVisible() and not self.ctx.busy:

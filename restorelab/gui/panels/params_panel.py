@@ -132,7 +132,7 @@ class ParamRow:
         w.setToolTip(tip)
         self.reset_button = QToolButton()
         self.reset_button.setText("↺")
-        self.reset_button.setToolTip(f"Reset {p.name} to its default")
+        self.reset_button.setToolTip(f"Reset {p.display_label} to its default")
         self.reset_button.setAutoRaise(True)
 
     def _changed(self, *_: Any) -> None:
@@ -209,7 +209,7 @@ class ParamForm(QWidget):
                 hl.addWidget(row.widget, 1)
                 hl.addWidget(row.reset_button)
                 label = QLabel(
-                    p.name + (f" ({p.unit})" if p.unit else "") + (" ×255" if p.sigma_like else "")
+                    p.display_label + (f" ({p.unit})" if p.unit else "") + (" ×255" if p.sigma_like else "")
                 )
                 label.setToolTip(row.widget.toolTip())
                 form.addRow(label, box)
