@@ -60,34 +60,39 @@ __all__ = [
 
 OPERATIONS: dict[str, tuple[Param, ...]] = {
     "clone": (
-        Param("mode", str, "import", choices=CLONE_MODES,
+        Param("mode", str, "import", label="Guidance field", choices=CLONE_MODES,
               help="guidance: import = source gradients, mixed = the stronger of source and destination "
                    "gradients, average, paste = plain copy, replace = IPOL name of import"),
-        Param("solver", str, "auto", choices=SOLVERS,
+        Param("solver", str, "auto", label="Linear solver", choices=SOLVERS,
               help="linear solver (all exact): auto, capacitance (FFT + boundary matrix, reused "
                    "while dragging), direct (sparse LU), cg (DST-preconditioned CG), amg (multigrid)",
               group="advanced"),
     ),
     "flatten": (
-        Param("low_threshold", float, 30.0, lo=0.0, hi=1000.0, unit="/255",
+        Param("low_threshold", float, 30.0, label="Canny low threshold", lo=0.0, hi=1000.0, unit="/255",
               help="Canny low hysteresis threshold (8-bit gradient scale)"),
-        Param("high_threshold", float, 45.0, lo=0.0, hi=1000.0, unit="/255",
+        Param("high_threshold", float, 45.0, label="Canny high threshold", lo=0.0, hi=1000.0, unit="/255",
               help="Canny high hysteresis threshold (8-bit gradient scale)"),
-        Param("kernel_size", int, 3, lo=3, hi=7, choices=(), help="Sobel aperture of Canny: 3, 5 or 7"),
+        Param("kernel_size", int, 3, label="Sobel aperture",
+              lo=3, hi=7, choices=(), help="Sobel aperture of Canny: 3, 5 or 7"),
     ),
     "illumination": (
-        Param("alpha", float, 0.2, lo=1e-3, hi=10.0, log=True,
+        Param("alpha", float, 0.2, label="Compression strength α", lo=1e-3, hi=10.0, log=True,
               help="a = alpha × mean gradient norm in the selection (Fattal-style compression)"),
-        Param("beta", float, 0.2, lo=-1.0, hi=1.0,
+        Param("beta", float, 0.2, label="Compression exponent β", lo=-1.0, hi=1.0,
               help="exponent: > 0 compresses strong gradients (evens lighting), < 0 expands them"),
     ),
     "color": (
-        Param("red_mul", float, 1.5, lo=0.0, hi=4.0, help="red gradient multiplier"),
-        Param("green_mul", float, 0.5, lo=0.0, hi=4.0, help="green gradient multiplier"),
-        Param("blue_mul", float, 0.5, lo=0.0, hi=4.0, help="blue gradient multiplier"),
+        Param("red_mul", float, 1.5, label="Red gradient gain",
+              lo=0.0, hi=4.0, help="red gradient multiplier"),
+        Param("green_mul", float, 0.5, label="Green gradient gain",
+              lo=0.0, hi=4.0, help="green gradient multiplier"),
+        Param("blue_mul", float, 0.5, label="Blue gradient gain",
+              lo=0.0, hi=4.0, help="blue gradient multiplier"),
     ),
     "contrast": (
-        Param("factor", float, 1.5, lo=0.0, hi=5.0, help="gradient scale: > 1 more contrast, < 1 less"),
+        Param("factor", float, 1.5, label="Contrast gain",
+              lo=0.0, hi=5.0, help="gradient scale: > 1 more contrast, < 1 less"),
     ),
     "tile": (),
 }

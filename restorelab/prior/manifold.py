@@ -31,18 +31,26 @@ CURVES = ("spiral", "arc", "wave")
 
 #: keyword arguments of :func:`manifold_demo_job` (σ levels excepted), for the CLI and GUI
 MANIFOLD_PARAMS: tuple[Param, ...] = (
-    Param("curve", str, "spiral", choices=CURVES, help="the 1-D manifold the signals lie on"),
-    Param("n_points", int, 50, lo=1, hi=1000, help="number of signals (and trajectories)"),
-    Param("seed", int, 0, lo=0, hi=2**31 - 1, help="random seed (signals, noise, injected noise)"),
-    Param("grid", int, 128, lo=2, hi=1024, help="density grid size"),
-    Param("h0", float, 0.05, lo=1e-4, hi=1.0, log=True, group="Algorithm 1", help="h₀ (Fig. 10: 0.05)"),
-    Param("beta", float, 1.0, lo=1e-3, hi=1.0, log=True, group="Algorithm 1",
+    Param("curve", str, "spiral", label="Manifold curve",
+          choices=CURVES, help="the 1-D manifold the signals lie on"),
+    Param("n_points", int, 50, label="Number of points",
+          lo=1, hi=1000, help="number of signals (and trajectories)"),
+    Param("seed", int, 0, label="Random seed",
+          lo=0, hi=2**31 - 1, help="random seed (signals, noise, injected noise)"),
+    Param("grid", int, 128, label="Density grid size", lo=2, hi=1024, help="density grid size"),
+    Param("h0", float, 0.05, label="Initial step size h₀ (Algorithm 1)",
+          lo=1e-4, hi=1.0, log=True, group="Algorithm 1", help="h₀ (Fig. 10: 0.05)"),
+    Param("beta", float, 1.0, label="Noise removed per step β (Algorithm 1)",
+          lo=1e-3, hi=1.0, log=True, group="Algorithm 1",
           help="β (Fig. 10: 1, no injected noise)"),
-    Param("h0_inverse", float, 0.01, lo=1e-4, hi=1.0, log=True, group="Algorithm 2", help="h₀ (Alg. 2)"),
-    Param("beta_inverse", float, 0.3, lo=1e-3, hi=1.0, log=True, group="Algorithm 2",
+    Param("h0_inverse", float, 0.01, label="Initial step size h₀ (Algorithm 2)",
+          lo=1e-4, hi=1.0, log=True, group="Algorithm 2", help="h₀ (Alg. 2)"),
+    Param("beta_inverse", float, 0.3, label="Noise removed per step β (Algorithm 2)",
+          lo=1e-3, hi=1.0, log=True, group="Algorithm 2",
           help="β of Algorithm 2 (< 1: injected noise breaks the symmetry between two crossings)"),
-    Param("sigma_L", float, 0.01, lo=1e-4, hi=0.5, log=True, help="final noise level σ_L"),
-    Param("max_iter", int, 2000, lo=1, hi=100000, help="iteration cap"),
+    Param("sigma_L", float, 0.01, label="Final noise level σ_L",
+          lo=1e-4, hi=0.5, log=True, help="final noise level σ_L"),
+    Param("max_iter", int, 2000, label="Maximum iterations", lo=1, hi=100000, help="iteration cap"),
 )
 
 

@@ -50,23 +50,26 @@ TASKS = ("inpaint", "pixels", "sr", "deblur", "cs")
 #: per-task parameter declarations (the CLI and the GUI build their widgets from these)
 TASK_PARAMS: dict[str, tuple[Param, ...]] = {
     "inpaint": (
-        Param("box", int, 0, lo=0, hi=100000, unit="px",
+        Param("box", int, 0, label="Hole side", lo=0, hi=100000, unit="px",
               help="side of the centred square hole when no mask is given (0: 30/64 of the smaller side)"),
     ),
     "pixels": (
-        Param("fraction", float, 0.1, lo=1e-4, hi=1.0, log=True,
+        Param("fraction", float, 0.1, label="Fraction of pixels kept", lo=1e-4, hi=1.0, log=True,
               help="fraction of pixels measured (kept); the rest are missing"),
-        Param("seed", int, 0, lo=0, hi=2**31 - 1, help="seed of the random pixel selection"),
+        Param("seed", int, 0, label="Random seed",
+              lo=0, hi=2**31 - 1, help="seed of the random pixel selection"),
     ),
-    "sr": (Param("factor", int, 4, lo=1, hi=64, help="super-resolution factor s (s×s block averages)"),),
+    "sr": (Param("factor", int, 4, label="Downsampling factor",
+                 lo=1, hi=64, help="super-resolution factor s (s×s block averages)"),),
     "deblur": (
-        Param("keep_fraction", float, 0.1, lo=1e-4, hi=1.0, log=True,
+        Param("keep_fraction", float, 0.1, label="Fraction of frequencies kept", lo=1e-4, hi=1.0, log=True,
               help="fraction of Fourier coefficients kept (a centred low-frequency band)"),
     ),
     "cs": (
-        Param("fraction", float, 0.1, lo=1e-4, hi=1.0, log=True,
+        Param("fraction", float, 0.1, label="Measurement ratio", lo=1e-4, hi=1.0, log=True,
               help="measurements as a fraction of the number of pixels"),
-        Param("seed", int, 0, lo=0, hi=2**31 - 1, help="seed of the random signs and frequencies"),
+        Param("seed", int, 0, label="Random seed",
+              lo=0, hi=2**31 - 1, help="seed of the random signs and frequencies"),
     ),
 }
 

@@ -39,18 +39,22 @@ __all__ = ["PNP_METHODS", "PNP_PARAMS", "PnPResult", "pnp_job", "pnp"]
 PNP_METHODS = ("pnp-admm", "pnp-hqs", "red")
 
 PNP_PARAMS: tuple[Param, ...] = (
-    Param("method", str, "pnp-admm", choices=PNP_METHODS, help="PnP-ADMM, PnP-HQS or RED"),
-    Param("iters", int, 60, lo=1, hi=10000, help="number of iterations"),
-    Param("sigma", float, 50 / 255, lo=1e-4, hi=1.0, log=True, sigma_like=True,
+    Param("method", str, "pnp-admm", label="Solver", choices=PNP_METHODS, help="PnP-ADMM, PnP-HQS or RED"),
+    Param("iters", int, 60, label="Iterations", lo=1, hi=10000, help="number of iterations"),
+    Param("sigma", float, 50 / 255, label="Initial denoiser strength σ",
+          lo=1e-4, hi=1.0, log=True, sigma_like=True,
           help="denoiser strength at the first iteration"),
-    Param("sigma_end", float, 3 / 255, lo=1e-4, hi=1.0, log=True, sigma_like=True,
+    Param("sigma_end", float, 3 / 255, label="Final denoiser strength σ",
+          lo=1e-4, hi=1.0, log=True, sigma_like=True,
           help="denoiser strength at the last iteration (geometric schedule)"),
-    Param("noise", float, 0.0, lo=0.0, hi=1.0, sigma_like=True,
+    Param("noise", float, 0.0, label="Measurement noise σ_n", lo=0.0, hi=1.0, sigma_like=True,
           help="σ_n: noise of the measurements (0: satisfy them exactly)"),
-    Param("lam", float, 1.0, lo=1e-4, hi=100.0, log=True, help="RED: regularisation weight λ"),
-    Param("mu", float, 0.5, lo=1e-4, hi=2.0, log=True, help="RED: step size μ"),
-    Param("clip", bool, False, help="clip the result to [0, 1]"),
-    Param("preview_every", int, 5, lo=1, hi=10000, help="a preview image every this many iterations"),
+    Param("lam", float, 1.0, label="RED weight λ",
+          lo=1e-4, hi=100.0, log=True, help="RED: regularisation weight λ"),
+    Param("mu", float, 0.5, label="RED step size μ", lo=1e-4, hi=2.0, log=True, help="RED: step size μ"),
+    Param("clip", bool, False, label="Clip to [0, 1]", help="clip the result to [0, 1]"),
+    Param("preview_every", int, 5, label="Preview interval (iterations)",
+          lo=1, hi=10000, help="a preview image every this many iterations"),
 )
 
 

@@ -71,21 +71,27 @@ MAX_FRAMES = 48
 
 def _common_params(beta: float) -> tuple[Param, ...]:
     return (
-        Param("seed", int, 0, lo=0, hi=2**31 - 1, help="random seed (initial noise and injected noise)"),
-        Param("samples", int, 1, lo=1, hi=256, help="number K of samples drawn at once (mean and std map)"),
-        Param("sigma0", float, 1.0, lo=1e-3, hi=10.0, log=True, group="schedule",
+        Param("seed", int, 0, label="Random seed",
+              lo=0, hi=2**31 - 1, help="random seed (initial noise and injected noise)"),
+        Param("samples", int, 1, label="Number of samples K",
+              lo=1, hi=256, help="number K of samples drawn at once (mean and std map)"),
+        Param("sigma0", float, 1.0, label="Initial noise σ₀", lo=1e-3, hi=10.0, log=True, group="schedule",
               help="σ₀: standard deviation of the initial noise"),
-        Param("sigma_L", float, 0.01, lo=1e-4, hi=0.5, log=True, sigma_like=True, group="schedule",
+        Param("sigma_L", float, 0.01, label="Final noise level σ_L",
+              lo=1e-4, hi=0.5, log=True, sigma_like=True, group="schedule",
               help="σ_L: stop when the effective noise σ_t falls to this level"),
-        Param("h0", float, 0.01, lo=1e-4, hi=1.0, log=True, group="schedule",
+        Param("h0", float, 0.01, label="Initial step size h₀", lo=1e-4, hi=1.0, log=True, group="schedule",
               help="h₀: initial step size, h_t = h₀t/(1+h₀(t−1))"),
-        Param("beta", float, beta, lo=1e-3, hi=1.0, log=True, group="schedule",
+        Param("beta", float, beta, label="Noise removed per step β",
+              lo=1e-3, hi=1.0, log=True, group="schedule",
               help="β: fraction of the noise removed per step (1: no injected noise)"),
-        Param("max_iter", int, 3000, lo=1, hi=100000, group="stopping", help="iteration cap"),
-        Param("patience", int, 200, lo=1, hi=100000, group="stopping",
+        Param("max_iter", int, 3000, label="Maximum iterations",
+              lo=1, hi=100000, group="stopping", help="iteration cap"),
+        Param("patience", int, 200, label="Patience (iterations)", lo=1, hi=100000, group="stopping",
               help="stop when σ_t has not reached a new minimum for this many iterations"),
-        Param("clip", bool, False, help="clip the result to [0, 1]"),
-        Param("preview_every", int, 5, lo=1, hi=10000, help="a preview image every this many iterations"),
+        Param("clip", bool, False, label="Clip to [0, 1]", help="clip the result to [0, 1]"),
+        Param("preview_every", int, 5, label="Preview interval (iterations)",
+              lo=1, hi=10000, help="a preview image every this many iterations"),
     )
 
 
