@@ -103,6 +103,10 @@ class Canvas(pg.GraphicsView):
         self.preview_item.setZValue(6)
         self.preview_item.setVisible(False)
         self.vb.addItem(self.preview_item)
+        for it in (self.item, self.before_item, self.preview_item):
+            # uint8 display images without levels: pyqtgraph wraps the buffer in a QImage with
+            # no per-pixel conversion (a 24 MP photo renders in ~0 ms instead of ~200 ms)
+            it.setLevels(None)
         self.overlay = MaskOverlay()
         self.vb.addItem(self.overlay)
         self.split_line = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen((255, 220, 80), width=2))
@@ -140,10 +144,10 @@ class Canvas(pg.GraphicsView):
         already converted them (a large image then costs the GUI thread no conversion)."""
         self.image = image
         self._disp = display[0] if display is not None else to_display(image)
-        self.item.setImage(self._disp, autoLevels=False, levels=(0, 255))
+        self.item.setImage(self._disp, autoLevels=False)
         if original is not None:
             before = display[1] if display is not None and display[1] is not None else to_display(original)
-            self.before_item.setImage(before, autoLevels=False, levels=(0, 255))
+            self.before_item.setImage(before, autoLevels=False)
         h, w = image.shape[:2]
         self.split_line.setBounds((0, w))
         if self.split_line.value() <= 0 or self.split_line.value() >= w:
@@ -165,6 +169,10 @@ class Canvas(pg.GraphicsView):
         if self.image is None or self._disp is None or rect is None:
             return
         y0, x0, y1, x1 = rect
+        if display is not None and display.shape == self._disp.shape:
+            self._disp = display  # the whole image changed: take the worker's buffer, no copy
+            self.item.setImage(self._disp, autoLevels=False)
+            return
         self._disp[y0:y1, x0:x1] = display if display is not None else to_display(self.image[y0:y1, x0:x1])
         self.item.updateImage()
 
@@ -180,7 +188,7 @@ class Canvas(pg.GraphicsView):
             self.preview_item.setVisible(False)
             return
         self.preview_item.setImage(display if display is not None else to_display(img),
-                                   autoLevels=False, levels=(0, 255))
+                                   autoLevels=False)
         self.preview_item.setPos(origin[1], origin[0])
         self.preview_item.setVisible(True)
 
