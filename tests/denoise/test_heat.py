@@ -101,3 +101,20 @@ def test_bad_inputs():
         heat_gaussian(np.zeros((8, 8)), -1.0)
     with pytest.raises(ValueError):
         denoise.get("heat")(np.zeros((4, 4, 2)), 0.1)
+
+
+def test_gaussian_in_row_strips_equals_one_call(monkeypatch):
+    """Large images are filtered in strips (short GIL-holding calls); the result is the
+    whole-image filter exactly, boundaries included."""
+    from scipy import ndimage
+
+    from restorelab.denoise import heat as heat_mod
+
+    rng = np.random.default_rng(3)
+    a = rng.random((97, 41, 3), dtype=np.float32)
+    monkeypatch.setattr(heat_mod, "STRIP_PIXELS", 100)
+    monkeypatch.setattr(heat_mod, "STRIP_ROWS", 16)
+    for t, boundary in ((2.0, "reflect"), (8.0, "mirror"), (0.5, "nearest"), (3.0, "wrap")):
+        s = np.sqrt(2 * t)
+        ref = ndimage.gaussian_filter(a, sigma=(s, s, 0.0), mode=boundary, truncate=6.0)
+        np.testing.assert_array_equal(heat_mod.heat_gaussian(a, t, boundary=boundary), ref)
