@@ -3,12 +3,13 @@ of torch work.
 
 Thread policy (:func:`torch_threads_for_work`): torch's OpenMP threads spin and wait for
 each other at every operation, so on a machine where other processes keep cores busy a
-thread per core makes each step wait for the slowest, descheduled thread. Measured with
-``python -m restorelab.bench.threads`` (32² inpainting, the learned gray denoiser, 2 cores;
-numbers in the report of that command): with one competing CPU-bound process, 2 threads
-ran ~7× slower than idle while 1 thread stayed near its idle time. So torch gets the number
-of *free* cores: the cores this process may use less the tasks other processes are running
-when the work starts, at least 1.
+thread per core makes each step wait for a descheduled thread. ``python -m
+restorelab.bench.threads`` (60 iterations of Algorithm 2 on a 32² inpainting, the learned
+gray denoiser, 2 cores shared with other work, 1-minute load ≈ 11) measured 2.65 s with one
+thread against 26.0 s with two, and with one more CPU-bound process 6.2 s against 62.6 s.
+So torch gets the *free* cores: the cores this process may use less the tasks other
+processes are running when the work starts, at least 1; on an idle machine that is every
+core, torch's own default.
 """
 
 from __future__ import annotations
