@@ -1,20 +1,30 @@
 """Image input/output: float32 images in [0, 1], safe against bad files.
 
 * :func:`load_image` returns float32 (H, W) or (H, W, C) with C in {3, 4} (RGB, RGBA),
-  values in [0, 1] for 8/16-bit files (``/255`` or ``/65535``); float32 TIFF and ``.npy``
-  are returned unclipped (lossless float pipelines). The EXIF orientation tag is applied
-  (same mapping as ``PIL.ImageOps.exif_transpose``).
+  values in [0, 1] for 8/16-bit files (``/255`` or ``/65535``; 1..15-bit samples over
+  their own full scale); float32 TIFF and ``.npy`` are returned unclipped (lossless float
+  pipelines). The EXIF orientation is applied (same mapping as
+  ``PIL.ImageOps.exif_transpose``). TIFF photometric interpretations are converted
+  (MinIsWhite inverted, palette through its ColorMap, CMYK to RGB) or refused by name
+  (:data:`TIFF_PHOTOMETRIC`); PNG palettes and gray + alpha become RGB(A).
 * :func:`save_image` writes PNG, JPEG, TIFF (8/16 bit, or float32 TIFF) and ``.npy``
-  atomically: the encoded bytes go to a temporary file in the destination folder, which is
-  then renamed over the destination (``os.link``/``os.replace``); an existing file is never
-  replaced unless ``overwrite=True``; nothing partial is left behind on failure.
-* Every bad input (missing, a folder, zero bytes, truncated, not an image, an unsupported
-  depth or format, a header claiming more than :data:`MAX_PIXELS` pixels, NaN) raises
-  :class:`ImageError` whose message names the file and the reason. The header is parsed
-  before anything is decoded, so an oversized image fails without allocating it.
+  through the project's one atomic writer, :func:`restorelab.safety.atomic_write`
+  (temporary file in the destination folder, fsync, rename; temporary files of killed
+  writers removed); an existing file is never replaced unless ``overwrite=True``; nothing
+  partial is left behind on failure.
+* Every bad input (missing, a folder, a FIFO or device, zero bytes, truncated, not an
+  image, an unsupported depth, format or photometric interpretation, a header claiming
+  more than :data:`MAX_PIXELS` pixels or more memory than :func:`memory_budget`, NaN, a
+  name over 255 bytes) raises :class:`ImageError` whose message names the file and the
+  reason. The header is parsed before anything is decoded, so an oversized image fails
+  without allocating it; the conversion to float runs in bands, so a load peaks at the
+  decoded samples plus the float32 result (:func:`load_memory_estimate`).
+* :func:`load_mask` is the one mask rule: a pixel is selected when it is at least half of
+  full scale.
 
 Decoders: OpenCV (PNG, JPEG, and TIFF compressions that ``tifffile`` cannot decode
-without ``imagecodecs``), ``tifffile`` (TIFF), ``numpy.load(allow_pickle=False)`` (.npy).
+without ``imagecodecs``), ``tifffile`` (TIFF), ``numpy.load(allow_pickle=False)`` (.npy,
+memory-mapped).
 """
 
 from __future__ import annotations
