@@ -34,7 +34,6 @@ import io
 import os
 import stat
 import struct
-import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -844,30 +843,13 @@ def load_mask(path: str | os.PathLike, shape: tuple[int, ...] | None = None, **k
 
 
 def _as_float_image(path: Path, image: Any) -> np.ndarray:
-    torch = sys.modules.get("torch")  # a tensor implies torch is imported; don't import it here
-    if not isinstance(image, np.ndarray) and torch is not None and isinstance(image, torch.Tensor):
-        t = image.detach().cpu().float()
-        image = (t.permute(1, 2, 0) if t.ndim == 3 else t).numpy()
-    if not isinstance(image, np.ndarray):
-        raise ImageError(path, f"cannot save a {type(image).__name__}; expected a numpy array")
-    a = image
-    if a.dtype == np.uint8:
-        a = a.astype(np.float32) / 255
-    elif a.dtype == np.uint16:
-        a = a.astype(np.float32) / 65535
-    elif a.dtype.kind == "f":
-        a = a.astype(np.float32, copy=False)
-    else:
-        raise ImageError(path, f"cannot save dtype {a.dtype}; expected float in [0, 1], uint8 or uint16")
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
-        raise ImageError(path, f"cannot save shape {image.shape}; expected (H, W) or (H, W, C), C in 1, 3, 4")
-    if a.shape[0] == 0 or a.shape[1] == 0:
-        raise ImageError(path, f"cannot save an empty image of shape {image.shape}")
-    if not np.isfinite(a).all():
-        raise ImageError(path, "image contains NaN or infinite values; nothing written")
-    return a
+    """The image to save on the working scale, by the one image policy
+    (:func:`restorelab.image.as_float_image`: uint8/uint16/bool/float, (H, W[, C]) or a
+    tensor), its refusals turned into an ImageError naming the file."""
+    try:
+        return as_float_image(image, name="image")
+    except (TypeError, ValueError) as e:
+        raise ImageError(path, f"cannot save: {e}; nothing written") from None
 
 
 def _quantize(a: np.ndarray, bits: int) -> np.ndarray:

@@ -206,7 +206,7 @@ def test_nan_is_rejected(tmp_path):
      ("a.jpg", np.zeros((4, 4, 4)), None, "alpha"),
      ("a.png", np.zeros((4, 4)), 32, "float32"),
      ("a.png", np.zeros((4, 4, 2)), None, "shape"),
-     ("a.png", np.zeros((4, 4), bool), None, "dtype"),
+     ("a.png", np.zeros((4, 4), np.int32), None, "dtype"),
      ("a.png", "not an array", None, "numpy"),
      ("missing/a.png", np.zeros((4, 4)), None, "does not exist")],
 )
@@ -444,3 +444,18 @@ def test_image_error_pickles():
 
     e = pickle.loads(pickle.dumps(ImageError("/x/a.png", "truncated PNG")))
     assert (e.path, e.reason, str(e)) == ("/x/a.png", "truncated PNG", "/x/a.png: truncated PNG")
+
+
+def test_save_follows_the_one_image_policy(tmp_path):
+    from restorelab.image import as_float_image
+
+    b = np.zeros((4, 5), bool)
+    b[1, 2] = True
+    np.testing.assert_array_equal(load_image(save_image(tmp_path / "b.png", b)), as_float_image(b))
+    import torch
+
+    t = torch.zeros((3, 4, 5))
+    t[1] = 1.0
+    assert load_image(save_image(tmp_path / "t.png", t)).shape == (4, 5, 3)
+    with pytest.raises(ImageError, match="NaN"):
+        save_image(tmp_path / "n.png", np.full((2, 2), np.nan, np.float32))
