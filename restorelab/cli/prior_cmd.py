@@ -24,10 +24,10 @@ SAMPLE_SIDE = (4, 4096)  # sample --size H,W
 LEVELS = (1, 16)  # decompose --levels: fⁿ(x) barely changes after a dozen denoisings
 FACTOR = (2, 64)  # inverse --task sr --factor
 ITERS = (1, 10_000)  # inverse --solver pnp-* --iters
-#: bytes of memory per pixel, per channel and per sample while the sampler runs: float32
-#: y_t, x̂, d_t, z_t and the result (≈ 40 B), plus the denoiser's activations (a learned
-#: network: 64 feature maps, two alive at once, and their gradients-free workspace)
-SAMPLER_BYTES = {True: 1200, False: 200}
+#: bytes of memory per pixel, per channel and per sample while the sampler runs, with a
+#: margin over the peak RSS growth of a 3-iteration 512² gray sample on the CPU: the learned
+#: bfcnn 1471 B/px (its 64 feature maps), the heat denoiser 104 B/px
+SAMPLER_BYTES = {True: 1600, False: 200}
 #: sampling more than this many pixels × samples warns that the run will be long
 SAMPLE_WARN_PIXELS = 256 * 256 * 4
 
