@@ -321,7 +321,9 @@ def _tiff_photometric(path: Path, page: Any, c: int) -> tuple[str, int, Any]:
         return name, 3, None
     if name == "MINISWHITE" and c != 1:
         raise ImageError(path, f"unsupported MinIsWhite TIFF with {c} samples per pixel (1)")
-    return name, c, None
+    if (name == "MINISBLACK" and c not in (1, 2)) or (name in ("RGB", "YCBCR") and c not in (3, 4)):
+        raise ImageError(path, f"unsupported {name} TIFF with {c} samples per pixel")
+    return name, (4 if c == 2 else c), None  # gray + alpha is returned as RGBA
 
 
 def _tiff_header(path: Path, limit: int) -> tuple[_Header, Any]:
@@ -349,8 +351,8 @@ def _tiff_header(path: Path, limit: int) -> tuple[_Header, Any]:
         _check_size(path, h, w, limit)
         if dtype is None or dtype.kind not in "buf" or (dtype.kind == "u" and dtype.itemsize > 2):
             raise ImageError(path, f"unsupported TIFF sample type {dtype} (1..16-bit unsigned or float)")
-        if c not in (1, 3, 4):
-            raise ImageError(path, f"unsupported TIFF with {c} samples per pixel (1, 3 or 4)")
+        if c not in (1, 2, 3, 4):
+            raise ImageError(path, f"unsupported TIFF with {c} samples per pixel (1 to 4)")
         photometric, channels, cmap = _tiff_photometric(path, page, c)
     except BaseException:
         tf.close()

@@ -459,3 +459,14 @@ def test_save_follows_the_one_image_policy(tmp_path):
     assert load_image(save_image(tmp_path / "t.png", t)).shape == (4, 5, 3)
     with pytest.raises(ImageError, match="NaN"):
         save_image(tmp_path / "n.png", np.full((2, 2), np.nan, np.float32))
+
+
+def test_gray_alpha_tiff_loads_as_rgba(tmp_path):
+    import tifffile
+
+    a = np.zeros((8, 8, 2), np.uint8)
+    a[..., 0], a[..., 1] = 100, 200
+    tifffile.imwrite(tmp_path / "ga.tif", a, photometric="minisblack", extrasamples=["unassalpha"])
+    y = load_image(tmp_path / "ga.tif")
+    assert y.shape == (8, 8, 4) and image_info(tmp_path / "ga.tif").channels == 4
+    np.testing.assert_allclose(y[0, 0] * 255, [100, 100, 100, 200], atol=1e-3)
