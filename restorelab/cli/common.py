@@ -28,6 +28,7 @@ from restorelab.cli import CommandError
 __all__ = [
     "SIGMA255",
     "check_outputs",
+    "check_name",
     "check_range",
     "check_memory",
     "sigma255",
@@ -90,9 +91,23 @@ def _size(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
+def check_name(p: Path | str) -> Path:
+    """Refuse (one line) a file name over 255 bytes before anything stats it."""
+    from restorelab.io import NAME_MAX
+
+    q = Path(p)
+    n = len(q.name.encode("utf-8", "surrogateescape"))
+    if n > NAME_MAX:
+        raise CommandError(f"{q}: the file name is too long ({n} bytes; file systems allow {NAME_MAX})")
+    return q
+
+
 def _identity(p: Path) -> str:
     """The file a path names, through every symbolic link (also a dangling one)."""
-    return os.path.normcase(os.path.realpath(p))
+    try:
+        return os.path.normcase(os.path.realpath(p))
+    except OSError:
+        return os.path.normcase(os.path.abspath(p))
 
 
 def check_outputs(
@@ -113,7 +128,7 @@ def check_outputs(
     """
     from restorelab.io import ImageError, check_writable
 
-    outs = [Path(p) for p in paths if p is not None]
+    outs = [check_name(p) for p in paths if p is not None]
     seen: dict[str, Path] = {}
     for p in outs:
         key = _identity(p)

@@ -135,11 +135,12 @@ def describe_param(prm: Any) -> str:
 
 def resolve_inputs(spec: str) -> tuple[list[Path], bool]:
     """The input files of ``spec`` (a file, a folder or a glob) and whether it names a batch."""
+    from restorelab.cli.common import check_name
     from restorelab.io import is_image_path
 
-    p = Path(spec)
-    if p.is_file():
-        return [p], False
+    p = check_name(spec)
+    if p.is_file() or (os.path.lexists(p) and not p.is_dir()):
+        return [p], False  # a FIFO, a device, a dangling link: load_image says what it is
     if p.is_dir():
         files = sorted(f for f in p.iterdir()
                        if f.is_file() and is_image_path(f) and not f.name.startswith("."))
@@ -162,10 +163,12 @@ def plan_outputs(
     Checked before any work: supported extensions, no clash, nothing replaced without
     ``overwrite``.
     """
-    from restorelab.cli.common import check_outputs
+    from restorelab.cli.common import check_name, check_outputs
     from restorelab.io import SUPPORTED_EXTENSIONS, is_image_path
 
-    o = Path(out)
+    o = check_name(out)
+    for f in inputs:
+        check_name(o / f.name)
     to_folder = batch or o.is_dir() or out.endswith(("/", "\\"))
     if to_folder:
         if os.path.lexists(o) and not o.is_dir():

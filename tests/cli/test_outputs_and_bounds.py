@@ -297,3 +297,15 @@ def test_cli_denoise_falls_back_to_the_cpu_on_gpu_out_of_memory(tmp_path, img, c
     assert made == ["cuda:0", "cpu"]
     assert "retrying on the CPU" in err and "9 GiB" in err
     np.testing.assert_allclose(load_image(tmp_path / "o.png"), 128 / 255, atol=1e-6)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_special_and_long_names_are_one_line_errors(tmp_path, img, capsys):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    rc, _, err = _run(capsys, "denoise", fifo, tmp_path / "o.png", "--method", "tv", "--sigma", "10", "-q")
+    assert rc == 2 and err.strip() == f"restorelab: error: {fifo}: is a named pipe (FIFO), not a regular file"
+    long = tmp_path / ("a" * 300 + ".png")
+    for argv in (("noise", img, long), ("noise", long, tmp_path / "o.png")):
+        rc, _, err = _run(capsys, *argv, "--sigma", "5", "-q")
+        assert rc == 2 and "file name is too long (304 bytes" in err and len(err.strip().splitlines()) == 1
