@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from restorelab.cli import CommandError
-from restorelab.cli.common import check_memory, check_outputs, check_range, warn, write_csv, write_json
+from restorelab.cli.common import (
+    check_memory,
+    check_name,
+    check_outputs,
+    check_range,
+    warn,
+    write_csv,
+    write_json,
+)
 
 __all__ = ["register", "SAMPLE_SIDE", "LEVELS", "FACTOR", "ITERS", "sampler_memory"]
 
@@ -205,10 +213,6 @@ class _Denoisers:
         return self.last
 
 
-def _denoiser_factory(method: str, model: str | None, items: list[str]) -> _Denoisers:
-    return _Denoisers(method, model, items)
-
-
 def _bar(desc: str, quiet: bool) -> Any:
     from tqdm import tqdm
 
@@ -349,13 +353,13 @@ def cmd_decompose(args: argparse.Namespace) -> int:
     from restorelab.safety import temp_name
 
     check_range("--levels", args.levels, *LEVELS)
-    out = Path(args.outdir)
+    out = check_name(args.outdir)
     _prepare_folder(out, args.overwrite)
     info = _header(args.input)
     px = info.height * info.width
     check_memory(f"decomposing a {info.width}x{info.height} image into {args.levels} layers",
                  px * max(info.channels, 1) * 4 * (args.levels + 4))
-    make = _denoiser_factory(args.method, None, args.param)
+    make = _Denoisers(args.method, None, args.param)
     x = _load(args.input)
     ext = ".tif" if args.format == "tiff" else ".npy"
     names = ["base" + ext] + [f"residual_{k:02d}{ext}" for k in range(args.levels)]
@@ -496,7 +500,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if h * w * K > SAMPLE_WARN_PIXELS:
         warn(f"sampling {K} x {w}x{h} pixels runs the denoiser on all of them at each of up to "
              f"{vals.get('max_iter', 3000)} iterations; expect a long run (Ctrl-C stops, nothing is written)")
-    make = _denoiser_factory(args.method, args.model, args.param)
+    make = _Denoisers(args.method, args.model, args.param)
     res = _drive(lambda dev: sample_job(make(dev), shape=(h, w), channels=args.channels, device=dev, **vals),
                  args.device, "Algorithm 1", args.quiet)
     if not res.converged:
@@ -583,7 +587,7 @@ def cmd_inverse(args: argparse.Namespace) -> int:
     else:
         op = operators.make(args.task, img.shape[:2], mask=mask, **kw)
         data = img
-    make = _denoiser_factory(args.method, args.model, args.param)
+    make = _Denoisers(args.method, args.model, args.param)
     if args.solver == "sampler":
         res = _drive(lambda dev: inverse_job(make(dev), op, data, device=dev, **vals), args.device,
                      "Algorithm 2", args.quiet)
