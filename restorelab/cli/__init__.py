@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,7 +89,6 @@ def _quiet_libraries() -> None:
     their log records below ERROR are dropped, unless ``RESTORELAB_DEBUG`` is set."""
     import logging
     import os
-    import warnings
 
     if os.environ.get("RESTORELAB_DEBUG"):
         return
@@ -136,10 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    if args.command != "gui":
-        _quiet_libraries()
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # the display below is undone for in-process callers
+            if args.command != "gui":
+                _quiet_libraries()
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("restorelab: interrupted", file=sys.stderr)
         return 130
