@@ -77,12 +77,14 @@ def torch_threads_for_work(*, cores: int | None = None, busy: float | None = Non
 
 @contextlib.contextmanager
 def threads_for_work(n: int | None = None) -> Iterator[int]:
-    """Run a block with torch's intra-op threads set to ``n`` (default
-    :func:`torch_threads_for_work`), restoring the previous count afterwards."""
+    """Run a block with torch's intra-op threads set to ``n``, restoring the previous count
+    afterwards. By default ``n`` is :func:`torch_threads_for_work`, but never more than
+    torch is set to use (``torch.set_num_threads`` by the application or a test stays an
+    upper bound)."""
     import torch
 
     before = torch.get_num_threads()
-    k = torch_threads_for_work() if n is None else max(1, int(n))
+    k = min(before, torch_threads_for_work()) if n is None else max(1, int(n))
     if k != before:
         torch.set_num_threads(k)
     try:

@@ -40,13 +40,13 @@ def test_sampler_runs_with_the_policy_and_restores_the_count(monkeypatch):
             seen.append(torch.get_num_threads())
             return 0.5 + 0.5 * (y - 0.5)
 
-    torch.set_num_threads(1)
-    for busy, want in ((0.0, 2), (1.0, 1)):
+    for before, busy, want in ((2, 0.0, 2), (2, 1.0, 1), (1, 0.0, 1)):  # never above torch's setting
+        torch.set_num_threads(before)
         seen.clear()
         monkeypatch.setattr(device, "_busy_elsewhere", lambda b=busy: b)
         sample(Shrink(), shape=(8, 8), max_iter=3, device="cpu")
         assert seen and set(seen) == {want}
-        assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == before
     with threads_for_work(2) as k:
         assert k == 2 and torch.get_num_threads() == 2
     assert torch.get_num_threads() == 1
