@@ -23,6 +23,8 @@ import os
 import re
 import secrets
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -120,14 +122,43 @@ def stale_temps(path: str | os.PathLike, *, family: bool = False, include_live: 
     list of Path
         Sorted; empty when the folder cannot be listed.
     """
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    stem = _temp_stem(p.name)
-    found = []
+    return _stale(path, family, include_live, fresh=True)
+
+
+#: a folder's hidden names are listed again for clean-up after this many seconds, so that a
+#: batch of thousands of saves into one folder does not list it thousands of times
+_SCAN_TTL = 10.0
+_scans: dict[str, tuple[float, list[str]]] = {}
+_scans_lock = threading.Lock()
+
+
+def _hidden_names(parent: Path, fresh: bool) -> list[str] | None:
+    key = os.path.abspath(parent)
+    now = time.monotonic()
+    if not fresh:
+        with _scans_lock:
+            hit = _scans.get(key)
+        if hit is not None and now - hit[0] < _SCAN_TTL:
+            return hit[1]
     try:
         with os.scandir(parent) as it:
             names = [e.name for e in it if e.name.startswith(".")]
     except OSError:
+        return None
+    with _scans_lock:
+        if len(_scans) > 256:
+            _scans.clear()
+        _scans[key] = (now, names)
+    return names
+
+
+def _stale(path: str | os.PathLike, family: bool, include_live: bool, fresh: bool) -> list[Path]:
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    stem = _temp_stem(p.name)
+    found = []
+    names = _hidden_names(parent, fresh)
+    if names is None:
         return []
     me = os.getpid()
     for entry in names:
@@ -144,8 +175,12 @@ def cleanup_stale_temps(path: str | os.PathLike, *, family: bool = False) -> int
     """Remove the temporary files a killed writer left beside ``path`` (see
     :func:`stale_temps`); those of running processes, this one included, are kept.
     Returns how many were removed."""
+    return _cleanup(path, family, fresh=True)
+
+
+def _cleanup(path: str | os.PathLike, family: bool, fresh: bool) -> int:
     n = 0
-    for t in stale_temps(path, family=family):
+    for t in _stale(path, family, False, fresh):
         with contextlib.suppress(OSError):
             t.unlink()
             n += 1
@@ -275,7 +310,7 @@ def atomic_write(
     if not overwrite and os.path.lexists(p):
         raise _exists_error(p)
     parent = p.parent if str(p.parent) else Path(".")
-    cleanup_stale_temps(p)
+    _cleanup(p, False, fresh=False)
     fd, tmp = _create_temp(p)
     ok = False
     try:
