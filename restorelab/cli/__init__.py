@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main", "build_parser", "CommandError"]
 
@@ -82,6 +84,45 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errs)
 
 
+def _quiet_libraries() -> None:
+    """Keep stderr to one line per message: restorelab's own warnings are printed as
+    ``restorelab: warning: ...``; those of libraries (tifffile, scikit-image, torch) and
+    their log records below ERROR are dropped, unless ``RESTORELAB_DEBUG`` is set."""
+    import logging
+    import os
+
+    if os.environ.get("RESTORELAB_DEBUG"):
+        return
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: Any = None) -> None:
+        if os.path.abspath(filename).startswith(pkg + os.sep):
+            text = " ".join(str(message).split())
+            print(f"restorelab: warning: {text}", file=sys.stderr)
+
+    warnings.showwarning = show
+    warnings.simplefilter("default")
+
+    class _OneLine(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.name.startswith("restorelab") and record.levelno >= logging.WARNING:
+                print(f"restorelab: warning: {' '.join(record.getMessage().split())}", file=sys.stderr)
+
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(_OneLine())
+    for name in ("tifffile", "PIL", "skimage", "torch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror and e.filename:
+        return f"{e.filename}: {e.strerror}"
+    text = str(e).strip() or type(e).__name__
+    return " ".join(text.split("\n")[0].split()) if isinstance(e, OSError | MemoryError) else text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``restorelab`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -97,7 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # the display below is undone for in-process callers
+            if args.command != "gui":
+                _quiet_libraries()
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("restorelab: interrupted", file=sys.stderr)
         return 130
@@ -105,6 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"restorelab: error: {msg}", file=sys.stderr)
         return 2
-    except RuntimeError as e:
-        print(f"restorelab: error: {e}", file=sys.stderr)
+    except MemoryError as e:
+        detail = f" ({_one_line(e)})" if str(e) else ""
+        print(f"restorelab: error: out of memory{detail}; try a smaller image or fewer samples",
+              file=sys.stderr)
+        return 1
+    except (RuntimeError, OSError) as e:
+        print(f"restorelab: error: {_one_line(e)}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,8 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     p = sub.add_parser("noise", help="add seeded Gaussian noise (unclipped in .npy/.tif outputs)")
     p.add_argument("input", metavar="IN", help="image file, folder or glob pattern")
     p.add_argument("output", metavar="OUT", help="output file (or folder for several inputs)")
-    p.add_argument("--sigma", type=_sigma255, required=True, help="noise std on the 0..255 scale, e.g. 25")
+    p.add_argument("--sigma", type=_sigma255, required=True,
+                   help="noise std on the 0..255 scale (0 to 255), e.g. 25")
     p.add_argument("--seed", type=int, default=0, help="random seed (image i of a batch uses seed + i)")
     _common_out(p)
     p.set_defaults(func=cmd_noise)
@@ -71,13 +73,9 @@ def _common_out(p: argparse.ArgumentParser) -> None:
 
 
 def _sigma255(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number on the 0..255 scale, got {text!r}") from None
-    if not (v >= 0 and v < float("inf")):
-        raise argparse.ArgumentTypeError(f"sigma must be finite and >= 0, got {text!r}")
-    return v
+    from restorelab.cli.common import sigma255_type
+
+    return sigma255_type(text)
 
 
 # --------------------------------------------------------------------------------------
@@ -137,11 +135,12 @@ def describe_param(prm: Any) -> str:
 
 def resolve_inputs(spec: str) -> tuple[list[Path], bool]:
     """The input files of ``spec`` (a file, a folder or a glob) and whether it names a batch."""
+    from restorelab.cli.common import check_name
     from restorelab.io import is_image_path
 
-    p = Path(spec)
-    if p.is_file():
-        return [p], False
+    p = check_name(spec)
+    if p.is_file() or (os.path.lexists(p) and not p.is_dir()):
+        return [p], False  # a FIFO, a device, a dangling link: load_image says what it is
     if p.is_dir():
         files = sorted(f for f in p.iterdir()
                        if f.is_file() and is_image_path(f) and not f.name.startswith("."))
@@ -164,12 +163,15 @@ def plan_outputs(
     Checked before any work: supported extensions, no clash, nothing replaced without
     ``overwrite``.
     """
+    from restorelab.cli.common import check_name, check_outputs
     from restorelab.io import SUPPORTED_EXTENSIONS, is_image_path
 
-    o = Path(out)
+    o = check_name(out)
+    for f in inputs:
+        check_name(o / f.name)
     to_folder = batch or o.is_dir() or out.endswith(("/", "\\"))
     if to_folder:
-        if o.exists() and not o.is_dir():
+        if os.path.lexists(o) and not o.is_dir():
             raise CommandError(f"{out}: several inputs need an output folder, and this is a file")
         outs = [o / f.name for f in inputs]
     else:
@@ -184,15 +186,12 @@ def plan_outputs(
         jpeg = ext in (".jpg", ".jpeg")
         if (bit_depth == 32 and (jpeg or ext == ".png")) or (bit_depth == 16 and jpeg):
             raise CommandError(f"{x}: {ext} cannot store {bit_depth}-bit samples; use .tif or .npy")
-        if x.exists() and not overwrite:
-            raise CommandError(f"{x}: exists; use --overwrite to replace it")
     if to_folder:
         try:
             o.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise CommandError(f"{out}: cannot create the output folder ({e.strerror or e})") from None
-    elif not o.parent.is_dir():
-        raise CommandError(f"{out}: the folder {o.parent} does not exist")
+    check_outputs(outs, overwrite, inputs=inputs)
     return outs
 
 
@@ -315,9 +314,10 @@ def _estimate_sigma(y: Any) -> float:
 def cmd_denoise(args: argparse.Namespace) -> int:
     """Run one registered denoiser over the inputs (iterative ones through ``run_job``)."""
     from restorelab import denoise
+    from restorelab.cli.common import drive
     from restorelab.device import cuda_available
     from restorelab.io import image_info, load_image, save_image
-    from restorelab.jobs import run_job
+    from restorelab.safety import oom_fallback_job
 
     try:
         cls = denoise.get_class(args.method)
@@ -326,7 +326,6 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     values = parse_param_values(cls, args.param)
     if args.device == "cuda" and not cuda_available():
         raise CommandError("--device cuda: no CUDA device is available; use --device cpu or auto")
-    den = denoise.get(args.method, device=args.device, **values)
     auto = str(args.sigma).strip().lower() == "auto"
     if not auto:
         try:
@@ -335,6 +334,16 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             raise CommandError(f"--sigma: {e}") from None
     inputs, batch = resolve_inputs(args.input)
     outs = plan_outputs(inputs, batch, args.output, args.overwrite, args.bit_depth)
+    made: dict[str, Any] = {}
+
+    def make_denoiser(dev: str) -> Any:
+        if dev not in made:
+            made.clear()  # a denoiser on a device that ran out of memory is let go first
+            made[dev] = denoise.get(args.method, device=dev, **values)
+        return made[dev]
+
+    if args.device == "cpu" or not cls.torch_native:
+        make_denoiser(args.device)  # the parameters are checked once, before any image is read
     show_steps = cls.iterative and not args.quiet
 
     def work(i: int, src: Path, dst: Path) -> None:
@@ -351,7 +360,11 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                     bar.set_postfix_str(ev.message, refresh=False)
                 bar.refresh()
 
-            x = run_job(den.job(y, s), on_progress=on_progress)
+            if cls.torch_native:
+                job = oom_fallback_job(lambda dev: make_denoiser(dev).job(y, s), args.device)
+            else:
+                job = make_denoiser(args.device).job(y, s)
+            x = drive(job, bar, on_progress)
         dt = time.perf_counter() - t0
         depth = _out_depth(args.bit_depth, dst, image_info(src).bit_depth, keep_float=False)
         save_image(dst, x, overwrite=args.overwrite, bit_depth=depth)

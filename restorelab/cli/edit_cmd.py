@@ -1,8 +1,8 @@
 """``restorelab clone``, ``restorelab poisson {flatten,illumination,color,contrast,tile}`` and
 ``restorelab bench poisson``.
 
-A mask file is any image of the source's size (clone) or the input's size (edits): non-zero
-(white) pixels are selected. The flags of each edit are generated from
+A mask file is any image of the source's size (clone) or the input's size (edits): pixels
+at least half white are selected (:func:`restorelab.io.load_mask`). The flags of each edit are generated from
 :data:`restorelab.edit.OPERATIONS` (``low_threshold`` → ``--low-threshold``). A 16-bit input
 gives a 16-bit output unless ``--bit-depth`` says otherwise.
 """
@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from restorelab.cli import CommandError
+from restorelab.cli.common import check_outputs
 
 __all__ = ["register", "parse_offset"]
 
@@ -60,7 +61,8 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     p.add_argument("src", metavar="SRC", help="source image")
     p.add_argument("dst", metavar="DST", help="destination image")
     p.add_argument("out", metavar="OUT", help="output image")
-    p.add_argument("--mask", required=True, help="mask image of SRC's size; non-zero (white) = cloned")
+    p.add_argument("--mask", required=True,
+                   help="mask image of SRC's size; white (at least half of full scale) = cloned")
     p.add_argument("--offset", default="0,0", type=parse_offset, metavar="DY,DX",
                    help="the source pixel (i, j) lands at (i+DY, j+DX) (negative: --offset=-5,10)")
     _add_param_flags(p, OPERATIONS["clone"])
@@ -75,7 +77,7 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
         q.add_argument("output", metavar="OUT", help="output image")
         if name != "tile":
             q.add_argument("--mask", default=None,
-                           help="mask image of IN's size; non-zero = edited (default: the whole image)")
+                           help="mask image of IN's size; white = edited (default: the whole image)")
         _add_param_flags(q, OPERATIONS[name])
         _common_out(q)
         q.set_defaults(func=cmd_poisson, edit=name)
@@ -103,20 +105,16 @@ def parse_offset(text: str) -> tuple[int, int]:
 
 
 def _load_mask(path: str, shape: tuple[int, ...], what: str) -> Any:
-    import numpy as np
+    """The mask with the one rule of :func:`restorelab.io.load_mask` (white, at least half
+    of full scale, is selected), of ``what``'s size."""
+    from restorelab.io import ImageError, load_mask
 
-    from restorelab.edit._image import split_alpha
-    from restorelab.io import load_image
-
-    m = load_image(path)
-    if m.ndim == 3:
-        m, _ = split_alpha(m)
-        m = m.max(axis=2) if m.ndim == 3 else m
-    if m.shape != tuple(shape[:2]):
-        raise CommandError(f"mask {path} is {m.shape[1]}x{m.shape[0]} but {what} is {shape[1]}x{shape[0]}")
-    sel = m != 0
-    if not np.any(sel):
-        raise CommandError(f"mask {path} selects nothing (all pixels are zero)")
+    try:
+        sel = load_mask(path, shape)
+    except ImageError as e:
+        raise CommandError(str(e).replace("the image", what)) from None
+    if not sel.any():
+        raise CommandError(f"mask {path} selects nothing (no pixel is at least half white)")
     return sel
 
 
@@ -134,6 +132,7 @@ def cmd_clone(args: argparse.Namespace) -> int:
     from restorelab.params import resolve_params
 
     prm = resolve_params(OPERATIONS["clone"], _param_values(args, OPERATIONS["clone"]))
+    check_outputs([args.out], args.overwrite, inputs=[args.src, args.dst, args.mask])
     src = load_image(args.src)
     dst = load_image(args.dst)
     mask = _load_mask(args.mask, src.shape, f"SRC {args.src}")
@@ -152,6 +151,8 @@ def cmd_poisson(args: argparse.Namespace) -> int:
 
     name = args.edit
     values = _param_values(args, OPERATIONS[name])
+    mask_path = getattr(args, "mask", None)
+    check_outputs([args.output], args.overwrite, inputs=[args.input] + ([mask_path] if mask_path else []))
     img = load_image(args.input)
     mask = None
     if getattr(args, "mask", None):

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from restorelab.device import resolve_device
+from restorelab.device import resolve_device, threads_for_work
 from restorelab.jobs import Progress
 from restorelab.params import Param, resolve_params
 from restorelab.prior._util import as_denoiser, call_denoiser, image_to_tensor, tensor_to_image, thumbnail
@@ -238,6 +238,24 @@ def _ascent(
 
 
 def _run(
+    den: Any,
+    op: Operator | None,
+    x_c: torch.Tensor | None,
+    shape: tuple[int, int, int, int],
+    channels_last: bool,
+    p: dict[str, Any],
+    device: torch.device,
+    kind: str,
+) -> Generator[Progress, None, SampleResult]:
+    """:func:`_run_steps` with torch's CPU threads set by the thread policy
+    (:func:`restorelab.device.torch_threads_for_work`: the free cores) for the run."""
+    if device.type != "cpu":
+        return (yield from _run_steps(den, op, x_c, shape, channels_last, p, device, kind))
+    with threads_for_work():
+        return (yield from _run_steps(den, op, x_c, shape, channels_last, p, device, kind))
+
+
+def _run_steps(
     den: Any,
     op: Operator | None,
     x_c: torch.Tensor | None,

@@ -206,7 +206,7 @@ def test_nan_is_rejected(tmp_path):
      ("a.jpg", np.zeros((4, 4, 4)), None, "alpha"),
      ("a.png", np.zeros((4, 4)), 32, "float32"),
      ("a.png", np.zeros((4, 4, 2)), None, "shape"),
-     ("a.png", np.zeros((4, 4), bool), None, "dtype"),
+     ("a.png", np.zeros((4, 4), np.int32), None, "dtype"),
      ("a.png", "not an array", None, "numpy"),
      ("missing/a.png", np.zeros((4, 4)), None, "does not exist")],
 )
@@ -238,7 +238,7 @@ def test_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", boom)
     monkeypatch.setattr(os, "link", boom)
-    with pytest.raises(ImageError, match="No space left"):
+    with pytest.raises(ImageError, match="(?i)no space left"):
         save_image(tmp_path / "a.png", x, overwrite=True)
     assert _listing(tmp_path) == []
 
@@ -256,11 +256,178 @@ def test_read_only_folder(tmp_path):
         ro.chmod(0o755)
 
 
-def test_saved_file_is_readable_by_others(tmp_path):
-    from restorelab.io import _file_mode
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the umask from /proc")
+def test_saved_file_is_readable_by_others(tmp_path, monkeypatch):
+    with open("/proc/self/status", encoding="ascii") as f:
+        umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
 
+    def no_umask(*a):
+        raise AssertionError("os.umask is process-wide; the writer must not flip it")
+
+    monkeypatch.setattr(os, "umask", no_umask)
     p = save_image(tmp_path / "a.png", _rand((4, 4)))
-    assert p.stat().st_mode & 0o777 == _file_mode()  # the umask's mode, not a temp file's 0600
+    assert p.stat().st_mode & 0o777 == 0o666 & ~umask  # the umask's mode, not a temp file's 0600
+
+
+DEAD_PID = 4_194_304 + 17  # above Linux's largest pid: never a running process
+
+
+def test_save_removes_a_killed_writers_temp_and_keeps_a_live_ones(tmp_path):
+    stale = tmp_path / f".out.tif.{DEAD_PID}.0badcafe.tmp"
+    stale.write_bytes(b"\0" * 4096)
+    live = tmp_path / f".out.tif.{os.getppid()}.0badf00d.tmp"  # a save running in another process
+    live.write_bytes(b"\0")
+    save_image(tmp_path / "out.tif", _rand((4, 4)))
+    assert _listing(tmp_path) == sorted(["out.tif", live.name])
+
+
+def test_dangling_symlink_output_is_named_as_such(tmp_path):
+    link = tmp_path / "out.png"
+    link.symlink_to(tmp_path / "gone" / "x.png")
+    with pytest.raises(ImageError, match="symbolic link to .*x.png, which does not exist"):
+        save_image(link, _rand((4, 4)))
+    save_image(link, _rand((4, 4)), overwrite=True)  # replaces the link, not a file through it
+    assert not link.is_symlink() and load_image(link).shape == (4, 4)
+
+
+def test_names_over_255_bytes_are_image_errors(tmp_path):
+    long = tmp_path / ("a" * 252 + ".png")
+    with pytest.raises(ImageError, match="too long"):
+        load_image(long)
+    with pytest.raises(ImageError, match="too long"):
+        save_image(long, _rand((4, 4)))
+    ok = tmp_path / ("b" * 247 + ".png")  # 251 bytes: fits; its temporary name is cut to fit
+    assert load_image(save_image(ok, _rand((4, 4)))).shape == (4, 4)
+    assert _listing(tmp_path) == [ok.name]
+
+
+# --- only regular files -------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_fifo_is_refused_without_blocking(tmp_path):
+    import threading
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    box: dict[str, BaseException] = {}
+
+    def run():
+        try:
+            load_image(fifo)
+        except BaseException as e:  # noqa: BLE001
+            box["e"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(5)
+    if t.is_alive():  # unblock the reader so that the test process can end
+        open(fifo, "wb").close()
+        pytest.fail("load_image blocked on a FIFO")
+    assert isinstance(box.get("e"), ImageError) and "FIFO" in str(box["e"])
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_devices_are_refused():
+    with pytest.raises(ImageError, match="character device"):
+        load_image("/dev/zero")
+
+
+# --- photometric interpretations -----------------------------------------------------------
+
+
+def test_miniswhite_tiff_is_inverted(tmp_path):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "mw.tif", np.zeros((8, 8), np.uint8), photometric="miniswhite")
+    np.testing.assert_array_equal(load_image(tmp_path / "mw.tif"), np.ones((8, 8), np.float32))
+    v = np.full((4, 4), 1000, np.uint16)
+    tifffile.imwrite(tmp_path / "mw16.tif", v, photometric="miniswhite", compression="zlib")
+    np.testing.assert_allclose(load_image(tmp_path / "mw16.tif"), (65535 - 1000) / 65535, rtol=1e-6)
+
+
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+def test_cmyk_tiff_is_converted_to_rgb(tmp_path, compression):
+    a = np.zeros((4, 4, 4), np.uint8)  # (0, 0, 0, 0): no ink, white
+    a[0, 0] = (255, 0, 0, 0)  # cyan
+    a[0, 1] = (0, 0, 0, 255)  # black
+    a[0, 2] = (0, 128, 0, 64)
+    p = tmp_path / "c.tif"
+    Image.fromarray(a, "CMYK").save(p, **({"compression": compression} if compression else {}))
+    y = load_image(p)
+    assert y.shape == (4, 4, 3) and image_info(p).channels == 3
+    ref = np.asarray(Image.open(p).convert("RGB"), np.float32) / 255
+    np.testing.assert_allclose(y, ref, atol=1.01 / 255)
+    np.testing.assert_array_equal(y[3, 3], [1, 1, 1])
+    np.testing.assert_allclose(y[0, 0], [0, 1, 1])
+
+
+@pytest.mark.parametrize("ext", [".tif", ".png"])
+def test_palette_images_load_as_their_colours(tmp_path, ext):
+    im = Image.new("P", (8, 8), 0)
+    im.putpalette([255, 0, 0, 0, 255, 0, 10, 20, 30] + [0] * 759)
+    im.putpixel((1, 1), 1)
+    im.putpixel((2, 1), 2)
+    p = tmp_path / f"p{ext}"
+    im.save(p)
+    y = load_image(p)
+    assert y.shape == (8, 8, 3) and image_info(p).channels == 3
+    np.testing.assert_allclose(y[0, 0], [1, 0, 0])
+    np.testing.assert_allclose(y[1, 1], [0, 1, 0])
+    np.testing.assert_allclose(y[1, 2], np.array([10, 20, 30]) / 255, atol=1e-6)
+
+
+def test_low_bit_depth_tiff_uses_its_full_scale(tmp_path):
+    Image.new("1", (8, 8), 1).save(tmp_path / "b1.tif")
+    np.testing.assert_array_equal(load_image(tmp_path / "b1.tif"), np.ones((8, 8), np.float32))
+
+
+def test_unsupported_photometric_is_named(tmp_path):
+    Image.new("LAB", (8, 8), (100, 128, 128)).save(tmp_path / "lab.tif")
+    with pytest.raises(ImageError, match="photometric interpretation CIELAB"):
+        load_image(tmp_path / "lab.tif")
+
+
+# --- memory --------------------------------------------------------------------------------
+
+
+def test_memory_budget_refuses_before_decoding(tmp_path, monkeypatch):
+    from restorelab.io import load_memory_estimate, memory_budget
+
+    a = np.random.default_rng(0).integers(0, 65536, (64, 64, 4), dtype=np.uint16)
+    p = save_image(tmp_path / "a.png", a.astype(np.float32) / 65535, bit_depth=16)
+    info = image_info(p)
+    need = load_memory_estimate(info)
+    assert need == 64 * 64 * 4 * (2 + 4)  # the 16-bit decode and the float32 result
+    monkeypatch.setenv("RESTORELAB_MAX_MEMORY", str(need - 1))
+    assert memory_budget() == need - 1
+    with pytest.raises(ImageError, match="memory"):
+        load_image(p)
+    monkeypatch.setenv("RESTORELAB_MAX_MEMORY", "1M")
+    assert memory_budget() == 1 << 20
+    np.testing.assert_allclose(load_image(p), a / 65535, atol=1e-7)
+
+
+# --- masks ---------------------------------------------------------------------------------
+
+
+def test_mask_rule_is_half_of_full_scale(tmp_path):
+    import warnings
+
+    from restorelab.io import load_mask
+
+    m = np.zeros((10, 10), np.uint8)
+    m[0, :5] = (127, 128, 255, 1, 200)
+    Image.fromarray(m).save(tmp_path / "m.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 5 % mid-grey pixels: no warning
+        sel = load_mask(tmp_path / "m.png", (10, 10))
+    assert sel.dtype == bool and sel.sum() == 3 and list(sel[0, :5]) == [False, True, True, False, True]
+    Image.fromarray(np.full((10, 10), 60, np.uint8)).save(tmp_path / "grey.png")
+    with pytest.warns(UserWarning, match="mid-grey"):
+        assert not load_mask(tmp_path / "grey.png").any()
+    with pytest.raises(ImageError, match="10x10 but the image is 12x10"):
+        load_mask(tmp_path / "m.png", (10, 12))
 
 
 def test_truncated_tiff_is_a_quiet_image_error(tmp_path, camera_small, capfd):
@@ -277,3 +444,29 @@ def test_image_error_pickles():
 
     e = pickle.loads(pickle.dumps(ImageError("/x/a.png", "truncated PNG")))
     assert (e.path, e.reason, str(e)) == ("/x/a.png", "truncated PNG", "/x/a.png: truncated PNG")
+
+
+def test_save_follows_the_one_image_policy(tmp_path):
+    from restorelab.image import as_float_image
+
+    b = np.zeros((4, 5), bool)
+    b[1, 2] = True
+    np.testing.assert_array_equal(load_image(save_image(tmp_path / "b.png", b)), as_float_image(b))
+    import torch
+
+    t = torch.zeros((3, 4, 5))
+    t[1] = 1.0
+    assert load_image(save_image(tmp_path / "t.png", t)).shape == (4, 5, 3)
+    with pytest.raises(ImageError, match="NaN"):
+        save_image(tmp_path / "n.png", np.full((2, 2), np.nan, np.float32))
+
+
+def test_gray_alpha_tiff_loads_as_rgba(tmp_path):
+    import tifffile
+
+    a = np.zeros((8, 8, 2), np.uint8)
+    a[..., 0], a[..., 1] = 100, 200
+    tifffile.imwrite(tmp_path / "ga.tif", a, photometric="minisblack", extrasamples=["unassalpha"])
+    y = load_image(tmp_path / "ga.tif")
+    assert y.shape == (8, 8, 4) and image_info(tmp_path / "ga.tif").channels == 4
+    np.testing.assert_allclose(y[0, 0] * 255, [100, 100, 100, 200], atol=1e-3)
