@@ -44,7 +44,6 @@ __all__ = [
     "pid_alive",
     "OOM_KEY",
     "is_oom",
-    "is_out_of_memory",
     "free_device_cache",
     "oom_fallback_job",
     "run_with_oom_fallback",
@@ -373,9 +372,6 @@ def is_oom(exc: BaseException) -> bool:
         return "out of memory" in text.lower() or "_STATUS_ALLOC_FAILED" in text
     return False
 
-
-#: the name the GUI worker imports; same function
-is_out_of_memory = is_oom
 
 
 def free_device_cache() -> None:

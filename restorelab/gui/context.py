@@ -24,8 +24,9 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QWidget
 from restorelab.gui import dialogs
 from restorelab.gui.canvas import Canvas, ToolHandler
 from restorelab.gui.document import Document
-from restorelab.gui.runner import OOM_KEY, JobController, LatestRunner
+from restorelab.gui.runner import JobController, LatestRunner
 from restorelab.jobs import Progress
+from restorelab.safety import OOM_KEY
 from restorelab.workspace import Workspace
 
 JobFactory = Callable[[], Any]

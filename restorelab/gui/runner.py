@@ -29,22 +29,17 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal
 
 from restorelab.jobs import CancelToken, Progress
+from restorelab.safety import is_oom
 
 JobFactory = Callable[[], Generator[Progress, None, Any]]
 
 
 def describe_error(exc: BaseException) -> str:
-    """One readable line for a message box; CUDA OOM gets advice."""
+    """One readable line for a message box; running out of GPU memory gets advice."""
     msg = str(exc) or type(exc).__name__
-    if is_cuda_oom(exc):
+    if is_oom(exc):
         return "The GPU ran out of memory. " + msg
     return f"{type(exc).__name__}: {msg}" if not isinstance(exc, ValueError | OSError) else msg
-
-
-def is_cuda_oom(exc: BaseException) -> bool:
-    """True for a CUDA out-of-memory error (torch.OutOfMemoryError or its message)."""
-    name = type(exc).__name__
-    return name in ("OutOfMemoryError", "CudaOutOfMemoryError") or "CUDA out of memory" in str(exc)
 
 
 def lower_thread_priority(nice: int = 4) -> None:
@@ -55,63 +50,6 @@ def lower_thread_priority(nice: int = 4) -> None:
             tid = threading.get_native_id()
             os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
     except (OSError, AttributeError):  # pragma: no cover - not permitted / not supported
-        pass
-
-
-OOM_KEY = "oom_fallback"
-
-
-def oom_fallback_job(
-    primary: JobFactory,
-    *,
-    tiled: Callable[[], Any] | None = None,
-    cpu: JobFactory | None = None,
-) -> Generator[Progress, None, Any]:
-    """Run the job ``primary()``; on out of memory (``restorelab.safety.is_out_of_memory``:
-    ``torch.cuda.OutOfMemoryError`` and the like) call ``tiled()`` (one step, e.g. the
-    same denoiser through ``restorelab.safety.tiled_apply``), then the job ``cpu()``.
-
-    Each fallback is announced by a ``Progress`` whose ``data[OOM_KEY]`` holds the message
-    (the window shows it in the status bar). Other errors propagate unchanged; cancelling
-    closes whichever job is running.
-    """
-    from restorelab.safety import is_out_of_memory
-
-    try:
-        return (yield from primary())
-    except Exception as e:  # noqa: BLE001 - filtered right below
-        if not is_out_of_memory(e):
-            raise
-        last: BaseException = e
-    for label, attempt in (("in tiles", tiled), ("on the CPU", cpu)):
-        if attempt is None:
-            continue
-        msg = f"GPU out of memory ({_short(last)}); retrying {label}"
-        yield Progress(0, None, message=msg, data={OOM_KEY: msg})
-        _free_cuda_cache()
-        try:
-            if label == "in tiles":
-                return attempt()
-            return (yield from attempt())
-        except Exception as e:  # noqa: BLE001
-            if not is_out_of_memory(e):
-                raise
-            last = e
-    raise last
-
-
-def _short(e: BaseException) -> str:
-    s = str(e).strip()
-    return (s.splitlines()[0] if s else type(e).__name__)[:120]
-
-
-def _free_cuda_cache() -> None:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:  # noqa: BLE001 - best effort
         pass
 
 

@@ -20,9 +20,9 @@ from restorelab.gui.context import AppContext
 from restorelab.gui.document import Document
 from restorelab.gui.features.base import Area, Feature
 from restorelab.gui.panels.denoise_panel import DenoisePanel
-from restorelab.gui.runner import oom_fallback_job
 from restorelab.gui.undo import edit_job
 from restorelab.jobs import Progress, run_job
+from restorelab.safety import oom_fallback_job, tiled_apply
 from restorelab.session import MethodChoice
 from restorelab.workspace import Workspace
 
@@ -35,26 +35,15 @@ def make_denoiser(name: str, values: dict[str, Any], device: str) -> Any:
 
 
 def denoise_job(name: str, values: dict[str, Any], sigma: float, y: np.ndarray, device: str) -> Any:
-    """The denoiser's job on ``device``, falling back to tiles, then to the CPU, on GPU OOM."""
-    if device == "cpu":
-        return make_denoiser(name, values, device).job(y, sigma)
-    holder: dict[str, Any] = {}
-
-    def primary() -> Any:
-        holder["den"] = make_denoiser(name, values, device)
-        return holder["den"].job(y, sigma)
+    """The denoiser's job on ``device``; on running out of GPU memory the same denoiser in
+    tiles, then on the CPU (:func:`restorelab.safety.oom_fallback_job`)."""
 
     def tiled() -> Any:
-        from restorelab.safety import tiled_apply
-
-        den = holder.get("den") or make_denoiser(name, values, device)
+        den = make_denoiser(name, values, device)
+        yield Progress(0, 1, message="in tiles")
         return tiled_apply(lambda t: den(t, sigma), y)
 
-    def cpu() -> Any:
-        holder.clear()  # let the GPU model go before the CPU copy is built
-        return make_denoiser(name, values, "cpu").job(y, sigma)
-
-    return oom_fallback_job(primary, tiled=tiled, cpu=cpu)
+    return oom_fallback_job(lambda d: make_denoiser(name, values, d).job(y, sigma), device, tiled=tiled)
 
 
 class DenoiseFeature(Feature):

@@ -228,13 +228,10 @@ class MaskFeature(Feature):
         shape = doc.mask.shape
 
         def job() -> Any:
-            from restorelab.io import load_image
+            from restorelab.io import load_mask
             from restorelab.workspace import mask_to_coverage
 
-            m = load_image(path)
-            if m.ndim == 3:
-                m = m[..., :3].mean(axis=2)
-            return mask_to_coverage(m, shape)
+            return mask_to_coverage(load_mask(path, shape), shape)  # the one mask rule: ≥ half scale
             yield
 
         def done(m: Any) -> None:

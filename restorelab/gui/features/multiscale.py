@@ -20,8 +20,9 @@ from restorelab.gui.display import to_display
 from restorelab.gui.document import Document
 from restorelab.gui.features.base import Area, Feature
 from restorelab.gui.panels.params_panel import Debouncer, ParamForm
-from restorelab.gui.runner import LatestRunner, oom_fallback_job
+from restorelab.gui.runner import LatestRunner
 from restorelab.gui.undo import ImageEdit
+from restorelab.safety import oom_fallback_job
 
 
 class MultiscaleFeature(Feature):
@@ -82,9 +83,7 @@ class MultiscaleFeature(Feature):
             return prior.decompose_job(x, denoise.get(name, device=d), **values)
 
         def factory() -> Any:
-            if dev == "cpu":
-                return make("cpu")
-            return oom_fallback_job(lambda: make(dev), cpu=lambda: make("cpu"))
+            return oom_fallback_job(make, dev)  # out of GPU memory: again on the CPU
 
         def done(dec: Any) -> None:
             if self.doc is doc:

@@ -43,10 +43,10 @@ from restorelab.gui.display import to_display
 from restorelab.gui.document import Document
 from restorelab.gui.features.base import Area, Feature
 from restorelab.gui.panels.params_panel import ParamForm
-from restorelab.gui.runner import OOM_KEY, oom_fallback_job
 from restorelab.gui.undo import ImageEdit
 from restorelab.jobs import Progress
 from restorelab.prior import operators
+from restorelab.safety import OOM_KEY, oom_fallback_job
 from restorelab.session import MethodChoice, SamplerResult
 from restorelab.workspace import Workspace
 
@@ -316,10 +316,7 @@ class SamplerFeature(Feature):
                 return prior.inverse_job(denoise.get(den_name, device=d), op, crop, device=d, **svals)
 
         def factory() -> Any:
-            if dev == "cpu":
-                return make("cpu")
-            # CUDA out of memory: start again on the CPU (a sampler run cannot be tiled)
-            return oom_fallback_job(lambda: make(dev), cpu=lambda: make("cpu"))
+            return oom_fallback_job(make, dev)  # out of GPU memory: again on the CPU
 
         self.t.clear()
         self.sig.clear()
