@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 import re
-import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,12 +50,6 @@ def write_section(path: str | os.PathLike, key: str, markdown: str, title: str |
     block = f"{start}\n" + (f"## {title}\n\n" if title else "") + markdown.rstrip() + f"\n{end}"
     pat = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     new = pat.sub(lambda _m: block, old) if pat.search(old) else old.rstrip() + "\n\n" + block + "\n"
-    fd, tmp = tempfile.mkstemp(dir=str(p.parent.resolve()), prefix=".bench-", suffix=".md")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(new)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from restorelab.safety import atomic_write_text
+
+    atomic_write_text(p, new)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -373,9 +372,10 @@ def _save_ckpt(
         "config": json.dumps({k: v for k, v in asdict(cfg).items() if k != "extra"}),
         "model_config": json.dumps(model.config()),  # type: ignore[operator]
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    from restorelab.safety import atomic_write
+
+    with atomic_write(path, "wb") as f:
+        torch.save(state, f)
 
 
 def _run_dir(cfg: TrainConfig) -> Path:
