@@ -24,6 +24,8 @@ _GROUPS = (
     "restorelab.cli.prior_cmd",
     "restorelab.cli.ship_cmd",
     "restorelab.cli.app_cmd",
+    "restorelab.cli.analyze_cmd",
+    "restorelab.cli.experiment_cmd",
 )
 
 
