@@ -199,11 +199,11 @@ def _write_single(
     lines = ["k,eigenvalue"] + [f"{i},{v:.8g}" for i, v in enumerate(ev)]
     _text(out / "spectrum.csv", "\n".join(lines) + "\n", overwrite)
     plot = line_plot(
-        [("eigenvalues of (J+Jᵀ)/2", np.arange(1, len(ev) + 1), ev)],
-        title=f"{rep.denoiser} at σ={rep.sigma * 255:.3g}/255: shrinkage spectrum, tr J = "
-        f"{rep.trace:.1f} of {rep.n}",
+        [("eigenvalues of (J + J^T)/2", np.arange(1, len(ev) + 1), ev)],
+        title=f"{rep.denoiser} at sigma = {rep.sigma * 255:.3g}/255: shrinkage spectrum, "
+        f"tr J = {rep.trace:.1f} of {rep.n}",
         xlabel="k",
-        ylabel="λ_k",
+        ylabel="lambda_k",
         logx=True,
         markers=False,
         hlines=(0.0, 1.0),
