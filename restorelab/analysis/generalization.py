@@ -78,13 +78,16 @@ class GeneralizationConfig:
 
 @dataclass
 class GeneralizationResult:
-    """Per-N rows (one per sample) and the paths written."""
+    """Per-N rows (one per sample), medians per N, the paths written, and per N the two
+    networks' samples (K, 28, 28) clipped to [0, 1] with the indices of their training digits."""
 
     rows: list[dict[str, Any]]
     summary: list[dict[str, Any]]
     csv_path: Path
     figure_path: Path
     summary_path: Path
+    samples: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    subsets: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def load_digits(data: str) -> np.ndarray:
@@ -263,7 +266,15 @@ def generalization_job(
     _save_png(fig_path, _figure(sizes, shown, summary))
     _write_text(out / "config.json", json.dumps(asdict(cfg), indent=2, default=str))
     yield Progress(n_models, n_models, message=f"wrote {csv_path}, {fig_path}")
-    return GeneralizationResult(rows, summary, csv_path, fig_path, summary_path)
+    return GeneralizationResult(
+        rows,
+        summary,
+        csv_path,
+        fig_path,
+        summary_path,
+        {n: (shown[n][0], shown[n][1]) for n in sizes},
+        {n: (splits[n][0], splits[n][1]) for n in sizes},
+    )
 
 
 def _relabel(

@@ -51,7 +51,8 @@ def line_plot(
 ) -> np.ndarray:
     """Plot ``(label, x, y)`` series on shared axes; returns an (H, W, 3) float image in [0, 1].
 
-    Labels are drawn with Pillow's default font: keep them ASCII (no Greek letters). Non-finite points (and non-positive ones on a log axis) are skipped. ``hlines`` draws
+    Labels are drawn with Pillow's default font: keep them ASCII (no Greek letters).
+    Non-finite points (and non-positive ones on a log axis) are skipped. ``hlines`` draws
     dashed horizontal reference lines (e.g. the shrinkage bounds 0 and 1).
     """
     from PIL import Image, ImageDraw

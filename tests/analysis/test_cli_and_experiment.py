@@ -22,8 +22,24 @@ def image_path(tmp_path, camera_small):
 
 def test_analyze_writes_spectrum_basis_filters_and_report(tmp_path, image_path):
     out = tmp_path / "out"
-    rc = main(["analyze", str(image_path), "--method", "tikhonov", "--sigma", "25", "--crop", "10,20,12",
-               "--out", str(out), "--pixels", "15,25;12,30", "-k", "4"])
+    rc = main(
+        [
+            "analyze",
+            str(image_path),
+            "--method",
+            "tikhonov",
+            "--sigma",
+            "25",
+            "--crop",
+            "10,20,12",
+            "--out",
+            str(out),
+            "--pixels",
+            "15,25;12,30",
+            "-k",
+            "4",
+        ]
+    )
     assert rc == 0
     with open(out / "spectrum.csv") as f:
         rows = list(csv.DictReader(f))
@@ -43,8 +59,20 @@ def test_analyze_writes_spectrum_basis_filters_and_report(tmp_path, image_path):
 
 def test_analyze_methods_table_has_one_row_per_method(tmp_path, image_path):
     out = tmp_path / "out"
-    rc = main(["analyze", str(image_path), "--methods", "heat,gaussian", "--sigma", "25", "--crop", "0,0,8",
-               "--out", str(out)])
+    rc = main(
+        [
+            "analyze",
+            str(image_path),
+            "--methods",
+            "heat,gaussian",
+            "--sigma",
+            "25",
+            "--crop",
+            "0,0,8",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     rep = json.loads((out / "report.json").read_text())
     assert [r["denoiser"] for r in rep] == ["heat", "gaussian"]
@@ -87,3 +115,42 @@ def test_nearest_rmse_matches_brute_force(rng):
     brute = np.sqrt(((samples[:, None] - train[None]) ** 2).mean(axis=(2, 3)))
     np.testing.assert_allclose(d, brute.min(axis=1), atol=1e-12)
     assert idx[0] == 7 and abs(d[0] - 0.01) < 1e-12
+
+
+@pytest.mark.slow
+def test_generalization_job_end_to_end_on_synthetic_digits(tmp_path):
+    from restorelab.analysis.generalization import GeneralizationConfig, generalization_job
+    from restorelab.jobs import run_job
+
+    g = np.random.default_rng(0)
+    digits = np.zeros((12, 28, 28), np.uint8)
+    for k in range(12):  # bars at distinct rows: every digit is different
+        digits[k, 2 + 2 * k : 4 + 2 * k, 4:24] = 200 + g.integers(0, 50)
+    cfg = GeneralizationConfig(
+        out=str(tmp_path / "gen"),
+        sizes=(1, 3),
+        depth=2,
+        width=4,
+        steps=2,
+        batch=4,
+        samples=2,
+        max_iter=3,
+        validation=2,
+        device="cpu",
+        max_minutes=1.0,
+    )
+    res = run_job(generalization_job(cfg, digits=digits))
+    assert [(r["N"], r["sample"]) for r in res.rows] == [(1, 0), (1, 1), (3, 0), (3, 1)]
+    for n in (1, 3):
+        sa, sb = res.samples[n]
+        ia, ib = res.subsets[n]
+        assert len(ia) == len(ib) == n and not set(ia) & set(ib)
+        nn_a, _ = nearest_rmse(sa, digits[ia] / 255.0)
+        rows = [r for r in res.rows if r["N"] == n]
+        np.testing.assert_allclose([r["nn_a"] for r in rows], nn_a, rtol=1e-6)
+        np.testing.assert_allclose(
+            [r["dist_ab"] for r in rows], np.sqrt(((sa - sb) ** 2).mean(axis=(1, 2))), rtol=1e-5
+        )
+    with open(res.csv_path) as f:
+        assert len(list(csv.DictReader(f))) == 4
+    assert load_image(res.figure_path).shape[2] == 3
