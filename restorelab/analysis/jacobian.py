@@ -114,7 +114,7 @@ def check_crop(image_shape: Sequence[int], crop: Sequence[int]) -> tuple[int, in
     return top, left, ch, cw
 
 
-def _torch_forward(den: Denoiser, channels: int) -> tuple[Callable[[Any], Any], Any] | None:
+def _torch_forward(den: Denoiser, channels: int, sigma: float) -> tuple[Callable[[Any], Any], Any] | None:
     """A differentiable float32 x ↦ f(x) on (N, C, H, W) tensors and its device, or None.
 
     The learned bias-free denoiser runs its folded network in float32 (the same operator as
@@ -142,14 +142,10 @@ def _torch_forward(den: Denoiser, channels: int) -> tuple[Callable[[Any], Any], 
         return f, fast.device
     probe = torch.zeros(1, channels, 4, 4, requires_grad=True)
     with torch.enable_grad():
-        out = den._denoise_tensor(probe, 0.1)  # noqa: SLF001
+        out = den._denoise_tensor(probe, sigma)  # noqa: SLF001
     if not getattr(out, "requires_grad", False):
         return None
-    return (lambda x: den._denoise_tensor(x, _SIGMA[0])), probe.device  # noqa: SLF001
-
-
-#: σ passed to a generic torch denoiser by the closure above (set per evaluation)
-_SIGMA = [0.0]
+    return (lambda x: den._denoise_tensor(x, sigma)), probe.device  # noqa: SLF001
 
 
 def jacobian_method(den: Denoiser) -> str:
@@ -172,12 +168,11 @@ def evaluator(den: Denoiser, sigma: float, channels: int) -> Callable[[np.ndarra
     import torch
 
     s = check_sigma(sigma)
-    tf = _torch_forward(den, channels) if jacobian_method(den) == "autograd" else None
+    tf = _torch_forward(den, channels, s) if jacobian_method(den) == "autograd" else None
     if tf is not None:
         fwd, dev = tf
 
         def ev_t(batch: np.ndarray) -> np.ndarray:
-            _SIGMA[0] = s
             x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)).to(dev)
             with torch.no_grad():
                 out = fwd(x)
@@ -315,11 +310,10 @@ def jacobian_job(
     if m == "autograd":
         import torch
 
-        tf = _torch_forward(den, c)
+        tf = _torch_forward(den, c, s)
         if tf is None:
             raise ValueError(f"{den.name} is not a differentiable torch model; use finite differences")
         fwd, dev = tf
-        _SIGMA[0] = s
         yt = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32))[None].to(dev)
         # torch order (c, h, w) → our (h, w, c)
         perm = np.arange(n).reshape(c, h, w).transpose(1, 2, 0).ravel()
@@ -438,10 +432,9 @@ def _trace_hutchinson(
     if jacobian_method(den) == "autograd":
         import torch
 
-        tf = _torch_forward(den, c)
+        tf = _torch_forward(den, c, s)
         assert tf is not None
         fwd, dev = tf
-        _SIGMA[0] = s
         yt = torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1), dtype=np.float32))[None].to(dev)
         with torch.enable_grad():
             yb = yt.expand(probes, -1, -1, -1).clone().requires_grad_(True)
@@ -558,10 +551,9 @@ def adaptive_filter(
         wsel[r, q, channel] = 1.0
     m = jacobian_method(denoiser)
     if m == "autograd":
-        tf = _torch_forward(denoiser, c)
+        tf = _torch_forward(denoiser, c, s)
         assert tf is not None
         fwd, dev = tf
-        _SIGMA[0] = s
         yt = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32))[None].to(dev)
         with torch.enable_grad():
             yb = yt.clone().requires_grad_(True)

@@ -33,13 +33,13 @@ def _crop(size: int) -> np.ndarray:
     return img[200 : 200 + size, 200 : 200 + size]
 
 
-def _peer(den: Any, y: np.ndarray) -> tuple[float, np.ndarray]:
+def _peer(den: Any, y: np.ndarray, sigma: float) -> tuple[float, np.ndarray]:
     """``torch.func.jacrev`` (vectorized reverse mode, chunks of 64 rows) on the same float32 network."""
     import torch
 
     from restorelab.analysis.jacobian import _torch_forward
 
-    tf = _torch_forward(den, 1)
+    tf = _torch_forward(den, 1, sigma)
     assert tf is not None
     fwd, dev = tf
     yt = torch.from_numpy(y.astype(np.float32))[None, None].to(dev)
@@ -80,7 +80,7 @@ def bench_analysis(
         goal = GOALS_S["learned" if den.family == "learned" else "classical"] if size == 32 else None
         peer = "—"
         if jac.method == "autograd":
-            tp, Jp = _peer(den, y)
+            tp, Jp = _peer(den, y, s)
             peer = (
                 f"`torch.func.jacrev` {tp:.1f} s (ours {tp / (t1 - t0):.2f}× faster; "
                 f"max |ΔJ| {np.max(np.abs(Jp - jac.matrix)):.1e})"
