@@ -139,6 +139,16 @@ def test_learned_model_satisfies_euler_identity_and_rows_match_the_vjp(camera_sm
     np.testing.assert_allclose(adaptive_filter(den, y, 0.1, (5, 9), (0, 0, 16, 16)), jac.row(5, 9), atol=1e-5)
 
 
+def test_colour_learned_model_satisfies_euler_identity(astronaut_small):
+    den = denoise.get("bfcnn", model="color", device="cpu")
+    x = astronaut_small[30:38, 30:38].astype(np.float64)
+    y = x + 0.1 * np.random.default_rng(2).standard_normal(x.shape)
+    jac = jacobian(den, y, 0.1)
+    assert jac.matrix.shape == (192, 192)
+    euler = np.linalg.norm(jac.matrix @ y.ravel() - jac.fy.ravel()) / np.linalg.norm(jac.fy)
+    assert euler <= 1e-4
+
+
 def test_report_flags_a_biased_network_and_not_its_bias_free_twin(rng):
     x = rng.random((8, 8)) * 0.5 + 0.25
     biased = run_job(ideal_report_job(TinyNet(bias=True), x, 0.1))
