@@ -11,9 +11,9 @@ J = I + σ²∇² log p(y) is symmetric with eigenvalues in [0, 1] (Milanfar & D
 
 How J is computed, chosen by :func:`jacobian_method` and stated in every result:
 
-* ``autograd``: learned torch models; each column is one Jacobian–vector product, batched
-  (forward-mode autodiff, ``torch.func.jvp`` under ``vmap``, through the float32 network; on a
-  32×32 crop on the CPU it took 120 s against 171 s for batched vector–Jacobian products);
+* ``autograd``: learned torch models; each row is one vector–Jacobian product of the float32
+  network, ``batch`` of them at a time through one recorded forward pass (``torch.func.vjp``
+  under ``vmap``, what ``torch.func.jacrev`` does, with progress and cancel between batches);
 * ``exact-linear``: linear methods (heat, Gaussian, Tikhonov): column j is f(e_j), exact to
   float32 rounding, since f(y) = J y for every y;
 * ``finite-differences``: every other method; column j is (f(y + h e_j) − f(y − h e_j)) / 2h
@@ -317,23 +317,20 @@ def jacobian_job(
         yt = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32))[None].to(dev)
         # torch order (c, h, w) → our (h, w, c)
         perm = np.arange(n).reshape(c, h, w).transpose(1, 2, 0).ravel()
-        with torch.no_grad():
-            fy = fwd(yt)[0].float().cpu().numpy().transpose(1, 2, 0).astype(np.float64)
-        from torch.func import jvp, vmap
+        from torch.func import vjp, vmap
 
-        def column(t: Any) -> Any:
-            return jvp(fwd, (yt,), (t,))[1]
-
+        with torch.enable_grad():
+            out, pullback = vjp(fwd, yt)  # one forward pass; its graph serves every row
+        fy = out[0].detach().float().cpu().numpy().transpose(1, 2, 0).astype(np.float64)
         for b in range(nb):
             ours = np.arange(b * batch, min(n, (b + 1) * batch))
             k = len(ours)
-            tang = torch.zeros(k, n, device=yt.device, dtype=yt.dtype)
-            tang[torch.arange(k), torch.from_numpy(perm[ours]).to(yt.device)] = 1
-            with torch.no_grad():
-                cols = vmap(column)(tang.view(k, 1, c, h, w))
-            J[:, ours] = cols.float().cpu().numpy().reshape(k, n)[:, perm].T
-            yield Progress(b + 1, nb, message=f"Jacobian: {ours[-1] + 1}/{n} columns (autograd)")
-        detail = f"forward-mode autograd, float32, {n} Jacobian-vector products in batches of {batch}"
+            cot = torch.zeros(k, n, device=out.device, dtype=out.dtype)
+            cot[torch.arange(k), torch.from_numpy(perm[ours]).to(out.device)] = 1
+            (rows,) = vmap(pullback)(cot.view(k, *out.shape))
+            J[ours] = rows.detach().float().cpu().numpy().reshape(k, n)[:, perm]
+            yield Progress(b + 1, nb, message=f"Jacobian: {ours[-1] + 1}/{n} rows (autograd)")
+        detail = f"reverse-mode autograd, float32, {n} vector-Jacobian products in batches of {batch}"
     else:
         f = evaluator(den, s, c)
         flat = x.reshape(-1)
