@@ -53,6 +53,7 @@ __all__ = [
     "adaptive_filter",
     "filter_kind",
     "check_crop",
+    "crop_around",
     "evaluator",
 ]
 
@@ -111,6 +112,18 @@ def check_crop(image_shape: Sequence[int], crop: Sequence[int]) -> tuple[int, in
         raise ValueError(
             f"crop rows {top}..{top + ch - 1}, columns {left}..{left + cw - 1} lie outside the {h}×{w} image"
         )
+    return top, left, ch, cw
+
+
+def crop_around(
+    image_shape: Sequence[int], pixel: tuple[int, int], size: int = 32
+) -> tuple[int, int, int, int]:
+    """A ``size``×``size`` crop (top, left, height, width) centred on ``pixel``, shifted inside the image
+    (smaller where the image is)."""
+    h, w = int(image_shape[0]), int(image_shape[1])
+    ch, cw = min(int(size), h), min(int(size), w)
+    top = min(max(0, int(pixel[0]) - ch // 2), h - ch)
+    left = min(max(0, int(pixel[1]) - cw // 2), w - cw)
     return top, left, ch, cw
 
 

@@ -16,6 +16,7 @@ from restorelab.analysis.jacobian import (
     basis_job,
     check_crop,
     check_size,
+    crop_around,
     jacobian,
     jacobian_job,
     spectrum,
@@ -196,6 +197,9 @@ def test_size_and_crop_limits():
     assert check_crop((100, 80), (10, 20, 30, 40)) == (10, 20, 30, 40)
     with pytest.raises(ValueError, match="outside"):
         check_crop((100, 80), (90, 0, 16, 16))
+    assert crop_around((100, 80), (50, 40), 32) == (34, 24, 32, 32)
+    assert crop_around((100, 80), (2, 79), 32) == (0, 48, 32, 32)
+    assert crop_around((20, 80), (10, 10), 32) == (0, 0, 20, 32)
     with pytest.raises(ValueError, match="outside the crop"):
         adaptive_filter(denoise.get("gaussian"), np.zeros((32, 32)), 0.1, (20, 20), (0, 0, 16, 16))
 
