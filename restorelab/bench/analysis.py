@@ -76,29 +76,35 @@ def bench_analysis(
         jac = run_job(jacobian_job(den, y, s))
         t1 = time.perf_counter()
         spectrum(jac)
-        t2 = time.perf_counter()
+        t_j, t_e = t1 - t0, time.perf_counter() - t1
         goal = GOALS_S["learned" if den.family == "learned" else "classical"] if size == 32 else None
         peer = "—"
         if jac.method == "autograd":
+            # alternate ours and the peer twice and keep each one's best: a shared machine's load
+            # otherwise decides which of two equal algorithms looks faster
             tp, Jp = _peer(den, y, s)
+            t_again = time.perf_counter()
+            run_job(jacobian_job(den, y, s))
+            t_j = min(t_j, time.perf_counter() - t_again)
+            tp = min(tp, _peer(den, y, s)[0])
             peer = (
-                f"`torch.func.jacrev` {tp:.1f} s (ours {tp / (t1 - t0):.2f}× faster; "
-                f"max |ΔJ| {np.max(np.abs(Jp - jac.matrix)):.1e})"
+                f"`torch.func.jacrev` {tp:.1f} s (ours {tp / t_j:.2f}× its speed; "
+                f"max |ΔJ| {np.max(np.abs(Jp - jac.matrix)):.1e}; best of 2 each)"
             )
         timing_rows.append(
             [
                 nm,
                 jac.method,
-                f"{t1 - t0:.2f}",
-                f"{t2 - t1:.2f}",
-                f"{t2 - t0:.2f}",
+                f"{t_j:.2f}",
+                f"{t_e:.2f}",
+                f"{t_j + t_e:.2f}",
                 "—" if goal is None else f"≤ {goal:g}",
-                "—" if goal is None else ("yes" if t2 - t0 <= goal else "**no**"),
+                "—" if goal is None else ("yes" if t_j + t_e <= goal else "**no**"),
                 peer,
             ]
         )
         print(
-            f"{nm}: {jac.detail}; Jacobian {t1 - t0:.2f} s + spectrum {t2 - t1:.2f} s",
+            f"{nm}: {jac.detail}; Jacobian {t_j:.2f} s + spectrum {t_e:.2f} s",
             file=sys.stderr,
             flush=True,
         )
