@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from restorelab.gui.context import AppContext
+from restorelab.gui.features.analysis import AnalysisFeature
 from restorelab.gui.features.base import Feature
 from restorelab.gui.features.clone import CloneFeature
 from restorelab.gui.features.denoise import DenoiseFeature
@@ -22,6 +23,7 @@ FEATURES: tuple[type[Feature], ...] = (
     SamplerFeature,
     ManifoldFeature,
     MultiscaleFeature,
+    AnalysisFeature,
 )
 
 
