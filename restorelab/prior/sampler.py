@@ -347,17 +347,8 @@ def sample_job(
     denoiser: Any,
     shape: tuple[int, int] = (64, 64),
     channels: int = 1,
-    seed: int = 0,
-    sigma0: float = 1.0,
-    sigma_L: float = 0.01,
-    h0: float = 0.01,
-    beta: float = 0.5,
-    max_iter: int = 3000,
-    clip: bool = False,
-    preview_every: int = 5,
     device: Any = "auto",
-    samples: int = 1,
-    patience: int = 200,
+    **params: Any,
 ) -> Generator[Progress, None, SampleResult]:
     """Algorithm 1 of Kadkhodaie & Simoncelli (2021): draw ``samples`` images from the prior
     implicit in ``denoiser`` (a :class:`Denoiser` or a registry name).
@@ -365,10 +356,10 @@ def sample_job(
     A generator job: yields ``Progress(step=t, sigma=σ_t, h=h_t, preview=y_t every
     preview_every steps)`` and returns a :class:`SampleResult`. Non-blind denoisers receive
     the current noise estimate (see the module docstring for every change to the paper).
+    ``params`` are those of :data:`SAMPLER_PARAMS` (seed, samples, σ₀, σ_L, h₀, β, max_iter,
+    patience, clip, preview_every), declared there once with their defaults and ranges.
     """
-    p = resolve_params(SAMPLER_PARAMS, dict(seed=seed, samples=samples, sigma0=sigma0, sigma_L=sigma_L, h0=h0,
-                                            beta=beta, max_iter=max_iter, patience=patience, clip=clip,
-                                            preview_every=preview_every))
+    p = resolve_params(SAMPLER_PARAMS, params)
     try:
         h, w = (int(v) for v in shape)
     except (TypeError, ValueError):
@@ -389,17 +380,8 @@ def inverse_job(
     data: Any = None,
     *,
     x_c: Any = None,
-    seed: int = 0,
-    sigma0: float = 1.0,
-    sigma_L: float = 0.01,
-    h0: float = 0.01,
-    beta: float = 0.01,
-    samples: int = 1,
-    max_iter: int = 3000,
-    clip: bool = False,
-    preview_every: int = 5,
     device: Any = "auto",
-    patience: int = 200,
+    **params: Any,
 ) -> Generator[Progress, None, SampleResult]:
     """Algorithm 2 of Kadkhodaie & Simoncelli (2021): sample from p(x | Mᵀx = x_c).
 
@@ -407,13 +389,11 @@ def inverse_job(
     (for inpainting, the pixels to fill are ignored), or the measurements themselves
     ((m,) or (C, m)); ``x_c=`` names measurements explicitly. The result satisfies them
     exactly (``consistency`` reports max |Mᵀx − x_c|). Same job protocol as
-    :func:`sample_job`.
+    :func:`sample_job`; ``params`` are those of :data:`INVERSE_PARAMS`.
     """
     if not isinstance(operator, Operator):
         raise TypeError(f"operator must be a prior.operators.Operator, got {type(operator).__name__}")
-    p = resolve_params(INVERSE_PARAMS, dict(seed=seed, samples=samples, sigma0=sigma0, sigma_L=sigma_L, h0=h0,
-                                            beta=beta, max_iter=max_iter, patience=patience, clip=clip,
-                                            preview_every=preview_every))
+    p = resolve_params(INVERSE_PARAMS, params)
     dev = _device(device)
     if (data is None) == (x_c is None):
         raise ValueError("give either an image (data) or the measurements (x_c), not both and not none")
