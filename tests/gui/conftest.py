@@ -85,6 +85,17 @@ def no_modal_dialog_can_block() -> Generator[list[str], None, None]:
 
 
 @pytest.fixture(autouse=True)
+def collect_on_the_gui_thread() -> Generator[None, None, None]:
+    """Windows of finished tests sit in reference cycles; collect them here, on the GUI
+    thread, after qtbot has closed them, so that no collection on a worker thread of a later
+    test finalises their Qt wrappers away from their thread."""
+    yield
+    import gc
+
+    gc.collect()
+
+
+@pytest.fixture(autouse=True)
 def test_denoisers(monkeypatch: pytest.MonkeyPatch) -> None:
     """The test doubles are in the registry only during GUI tests (not the whole session)."""
     denoise.names()  # load the real families first
