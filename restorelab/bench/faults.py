@@ -63,7 +63,8 @@ def _session(i: int, big: bool = False) -> Any:
     h = 512 if big else 48
     img = r.random((h, h, 3), dtype=np.float32)
     m = r.random((h, h)) > 0.5
-    return Session(image=img, masks=[MaskLayer("m", m)], methods=[MethodChoice("denoise", "tv", {"i": i})],
+    return Session(image=img, masks=[MaskLayer("m", m)],
+                   methods=[MethodChoice("denoise", "tv", {"max_iter": 10 + i})],
                    extra={"i": i}, session_id="a" * 32)
 
 

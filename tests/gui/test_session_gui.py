@@ -96,7 +96,8 @@ def test_session_keeps_sampler_result(win: Any, tmp_path: Path, wait_idle: Any) 
     r = win.doc.ws.sampler
     np.testing.assert_array_equal(r.samples, np.stack(samples))
     np.testing.assert_array_equal(r.std, res.std)
-    assert r.sigma_log == [0.9, 0.5] and r.h_log == [0.01, 0.02] and r.seed == 7
+    assert r.log == [(1, 0.9, 0.01), (2, 0.5, 0.02)] and r.seed == 7 and r.method == "sample"
+    np.testing.assert_array_equal(r.sigma_log, np.zeros((2, 3)))
     # the sampler view shows it again: σ_t curve, samples, mean and uncertainty map
     sv = win.feature("sampler")
     x, y = sv.sigma_curve.getData()
@@ -109,7 +110,7 @@ def test_session_keeps_sampler_result(win: Any, tmp_path: Path, wait_idle: Any) 
     p2 = tmp_path / "s2.rlsession"
     assert win.save_session_to(p2) and win.open_session(p2)
     wait_idle(win)
-    assert win.doc.ws.sampler.sigma_log == [0.9, 0.5]
+    assert win.doc.ws.sampler.log == [(1, 0.9, 0.01), (2, 0.5, 0.02)]
 
 
 @pytest.mark.parametrize("damage", ["json", "newer", "sidecar"])
