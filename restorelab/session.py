@@ -466,6 +466,8 @@ class Session:
             im = np.asarray(self.image)
             if im.ndim not in (2, 3):
                 raise ValueError(f"session image must be (H,W) or (H,W,C), got shape {im.shape}")
+            if im.dtype.kind == "f" and not np.isfinite(im).all():
+                raise ValueError("the working image holds NaN or infinite values (not storable)")
         names = [m.name for m in self.masks]
         if len(set(names)) != len(names):
             raise ValueError(f"mask names must be unique, got {names}")
@@ -559,7 +561,7 @@ def _read_regular(path: Path, limit: int, what: str) -> bytes:
     with f:
         if size > limit:
             raise SessionError(f"{what} {path.name} is too large ({size} bytes, at most {limit})")
-        data = f.read(limit + 1)
+        data = f.read(size + 1)  # a read of n bytes allocates n: the file's size, not the limit
     if len(data) > limit:
         raise SessionError(f"{what} {path.name} is too large (over {limit} bytes)")
     return data

@@ -121,6 +121,7 @@ def make_seeds() -> list[Seed]:
 
 
 def _session_seeds(ims: dict[str, np.ndarray]) -> list[Seed]:
+    from restorelab.sample_result import SampleResult
     from restorelab.session import (
         ClonePlacement,
         MaskLayer,
@@ -128,7 +129,6 @@ def _session_seeds(ims: dict[str, np.ndarray]) -> list[Seed]:
         Session,
         save_session,
     )
-    from restorelab.sample_result import SampleResult
 
     out = []
     img = (ims["rgb8"] / 255.0).astype(np.float32)
