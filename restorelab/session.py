@@ -117,6 +117,8 @@ SIDECAR_BYTES_PER_PIXEL = 64 * 16
 SIDECAR_BASE_BYTES = 64 << 20
 #: a source image larger than this is not hashed when a session is read (a warning says so)
 MAX_HASH_BYTES = 4 << 30
+#: longest session file name (bytes): its sidecar ``NAME.<16 hex>.npz`` must fit in 255 bytes
+MAX_NAME_BYTES = NAME_MAX - len(".0123456789abcdef.npz")
 #: seeds are stored as non-negative integers below this
 SEED_LIMIT = 2**63
 #: largest clone offset (pixels) along either axis
@@ -669,6 +671,10 @@ def save_session(path: str | os.PathLike, session: Session, *, compress: bool = 
     folder raises ``OSError`` and leaves the previous files as they were. Returns the JSON path.
     """
     p = Path(path)
+    n = len(p.name.encode("utf-8", "surrogateescape"))
+    if n > MAX_NAME_BYTES:
+        raise OSError(errno.ENAMETOOLONG, f"session file name of {n} bytes is too long: at most "
+                      f"{MAX_NAME_BYTES} bytes, so that its array file NAME.<hash>.npz fits in 255", str(p))
     doc, arrays = session.to_json()
     buf = io.BytesIO()
     for a in arrays.values():
