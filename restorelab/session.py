@@ -734,7 +734,7 @@ def _array_refs(doc: Any, what: str) -> dict[str, tuple[tuple[int, ...], np.dtyp
                 if (not isinstance(key, str) or not isinstance(shape, list) or len(shape) > 8
                         or not all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 2**40
                                    for k in shape)
-                        or dt not in _ARRAY_DTYPES):
+                        or not isinstance(dt, str) or dt not in _ARRAY_DTYPES):
                     raise SessionError(f"{what} is damaged: bad array declaration {str(v)[:80]}")
                 ref = (tuple(shape), np.dtype(dt))
                 if out.setdefault(key, ref) != ref:

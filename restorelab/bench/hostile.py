@@ -228,6 +228,8 @@ def _session_json_kinds() -> list[Kind]:
         ("image declared 4-D", _set(("image", "shape"), [1, 12, 16, 3]), "shape"),
         ("image declared object dtype", _set(("image", "dtype"), "object"), "bad array declaration"),
         ("image declared complex", _set(("image", "dtype"), "complex64"), "bad array declaration"),
+        ("image dtype an object", _set(("image", "dtype"), {"a": 1}), "bad array declaration"),
+        ("image dtype a list", _set(("image", "dtype"), ["float32"]), "bad array declaration"),
         ("image declared negative shape", _set(("image", "shape"), [-12, 16, 3]), "bad array declaration"),
         ("image declared 2^40 rows", _set(("image", "shape"), [2**41, 16, 3]), "bad array declaration"),
         ("image declared 9 dims", _set(("image", "shape"), [1] * 9), "bad array declaration"),
@@ -1321,7 +1323,8 @@ def families_markdown(results: list[FamilyResult], command: str, wall_s: float) 
         f"{wall_s:.0f} s, **{tot.clean} clean, {tot.failed} failed, {tot.hangs} hangs, {tot.tracebacks} raw "
         f"tracebacks**, peak resident memory of any family's worker {tot.peak_rss_mb:.0f} MB (the worker's "
         "whole process, imports included). A kind is clean when the documented outcome happened (the "
-        "documented error naming the problem, or correct pixels) and no temporary file was left.",
+        "documented error naming the problem, or correct pixels) and no temporary file was left. The "
+        "slowest kind of a family includes its worker's first imports.",
         "",
         markdown_table(HEADER, [r.row() for r in results] + [tot.row()]),
         "",

@@ -401,3 +401,11 @@ def test_unexpected_zip_member_is_refused(tmp_path):
     _rewrite(p, raw_sidecar=buf.getvalue())
     with pytest.raises(SessionError, match="does not declare|unexpected member"):
         load_session(p)
+
+
+@pytest.mark.parametrize("dtype", [{"a": 1}, ["float32"], 5, None])
+def test_array_declaration_of_any_json_type_is_a_session_error(tmp_path, dtype):
+    p = save_session(tmp_path / "s.rlsession", _session(0.5))
+    _rewrite(p, lambda doc: doc["image"].update(dtype=dtype))
+    with pytest.raises(SessionError, match="bad array declaration"):
+        load_session(p)

@@ -61,7 +61,7 @@ def test_watched_workers_count_every_input():
     assert {k for k, _ in rep.counts} <= {"png", "tiff", "jpeg", "npy", "session"}
 
 
-@pytest.mark.parametrize("seed,index", [(0, 56679)])
+@pytest.mark.parametrize("seed,index", [(0, 56679), (0, 1802), (0, 2497), (0, 2927)])
 def test_regressions_found_by_the_benchmark(seed, index):
     """Inputs that once crashed (here: a damaged .npy header inside a session's sidecar made
     numpy's header parser raise tokenize.TokenError)."""
