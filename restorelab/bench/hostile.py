@@ -1172,6 +1172,21 @@ HEADER = ["family", "kinds tried", "clean", "failed (wrong data, other error, le
           "raw tracebacks", "peak RSS (MB)", "slowest kind (ms)"]
 
 
+def _peak_mb() -> float:
+    """This process's peak resident memory: ``VmHWM`` (reset by exec, unlike ``ru_maxrss``,
+    which Linux carries over from the parent that spawned the worker)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _rss_mb(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -1185,7 +1200,6 @@ def _rss_mb(pid: int) -> float:
 
 def _family_worker(conn: Any, family: str, start: int) -> None:
     import logging
-    import resource
     import shutil
     import tempfile
     import time
@@ -1217,7 +1231,7 @@ def _family_worker(conn: Any, family: str, start: int) -> None:
             conn.send((i, kinds[i].name, outcome, detail, dt))
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    conn.send(("end", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    conn.send(("end", _peak_mb()))
 
 
 def run_family(family: str, *, timeout_s: float = 30.0, rss_limit_mb: float = 3072.0,

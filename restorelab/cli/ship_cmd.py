@@ -151,7 +151,17 @@ def _faults(args: argparse.Namespace) -> int:
                            [[r.name, r.expected, r.observed.replace("|", "/"), "yes" if r.ok else "NO"]
                             for r in res])
     n_ok = sum(r.ok for r in res)
-    md = (f"`{_command()}` — {n_ok} of {len(res)} scenarios pass.\n\n{table}\n\nMachine: {machine_line()}")
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    summary = markdown_table(
+        ["scenarios tried", "clean", "failed", "hangs", "raw tracebacks", "peak RSS of the bench (MB)"],
+        [[len(res), n_ok, len(res) - n_ok, 0, sum(r.expected == "no crash" for r in res),
+          f"{me:.0f}"]])
+    md = (f"`{_command()}` — {n_ok} of {len(res)} scenarios pass. A scenario fails when the target is "
+          "damaged, an error is not the documented one, or a temporary or lock file is left "
+          "(`restorelab.safety.stale_temps(..., include_live=True)`).\n\n"
+          f"{summary}\n\n{table}\n\nMachine: {machine_line()}")
     write_section(args.out, "faults", md, "Faults: out of memory, full disk, read-only folder, kills")
     print(f"{n_ok}/{len(res)} fault scenarios pass; wrote the 'faults' section of {args.out}")
     return 0 if n_ok == len(res) else 1
