@@ -1168,10 +1168,10 @@ class Autosaver:
             if pid is not None and (pid == os.getpid() or pid_alive(pid)):
                 continue
             try:
-                doc = json.loads(f.read_text(encoding="utf-8"))
+                doc = json.loads(_read_regular(f, MAX_JSON_BYTES, "the autosave").decode("utf-8"))
                 saved, image = doc.get("saved_at"), doc.get("image_path")
                 mtime = f.stat().st_mtime
-            except (OSError, ValueError, AttributeError):
+            except (OSError, ValueError, AttributeError, RecursionError):  # SessionError is a ValueError
                 continue
             found.append(RecoverableSession(f, saved if isinstance(saved, str) else None,
                                             image if isinstance(image, str) else None, pid, mtime))
