@@ -98,6 +98,9 @@ __all__ = [
     "load_session",
     "validate_session",
     "sidecar_budget",
+    "resolve_image_path",
+    "sample_result_to_json",
+    "sample_result_from_json",
     "file_sha256",
     "Autosaver",
     "RecoverableSession",
@@ -750,8 +753,7 @@ def _array_refs(doc: Any, what: str) -> dict[str, tuple[tuple[int, ...], np.dtyp
     return out
 
 
-def _check_declared(doc: dict[str, Any], refs: dict[str, tuple[tuple[int, ...], np.dtype]],
-                    what: str) -> int:
+def _check_declared(refs: dict[str, tuple[tuple[int, ...], np.dtype]], what: str) -> int:
     """Check the declared arrays against the image they belong to, before any is read;
     returns their total size in bytes."""
     from restorelab.io import max_pixels_limit
@@ -872,7 +874,7 @@ def _read_document(p: Path) -> dict[str, Any]:
 
 def _load_arrays(p: Path, doc: dict[str, Any]) -> dict[str, np.ndarray]:
     refs = _array_refs(doc, p.name)
-    total = _check_declared(doc, refs, p.name)
+    total = _check_declared(refs, p.name)
     side = doc.get("sidecar")
     if side is None:
         if refs:
