@@ -80,6 +80,37 @@ def register(sub: Any, bench_sub: Any) -> None:
         default="auto",
         help="cut patches on the host (numpy) or on the device (torch; the default on CUDA)",
     )
+    p.add_argument(
+        "--loss",
+        choices=("l2", "l1", "charbonnier"),
+        default="l2",
+        help="loss of the predicted residual f(y) - sigma*n",
+    )
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.999,
+        help="EMA decay of the validated and shipped weights (0 = ship the raw weights)",
+    )
+    p.add_argument(
+        "--compile",
+        choices=("auto", "none", "default", "reduce-overhead", "max-autotune", "aot_eager"),
+        default="auto",
+        help="torch.compile the training step (auto: default on CUDA, none on the CPU; "
+        "reduce-overhead = CUDA graphs)",
+    )
+    p.add_argument(
+        "--stop-at-step",
+        type=int,
+        default=None,
+        help="end this invocation at this step (checkpointed; --resume continues the same schedule)",
+    )
+    p.add_argument(
+        "--stop-after-minutes",
+        type=float,
+        default=None,
+        help="end this invocation after this many minutes (the schedule's budget stays --max-minutes)",
+    )
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", required=True, help="weights file to write (.safetensors)")
     p.set_defaults(func=_train)
@@ -141,6 +172,11 @@ def _train(args: argparse.Namespace) -> int:
         threads=args.threads,
         max_minutes=args.max_minutes,
         sampler=args.sampler,
+        loss=args.loss,
+        ema=args.ema,
+        compile=args.compile,
+        stop_at_step=args.stop_at_step,
+        stop_after_minutes=args.stop_after_minutes,
         command="restorelab train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         if len(sys.argv) > 1 and sys.argv[1] == "train"
         else "",
@@ -175,8 +211,15 @@ def _train(args: argparse.Namespace) -> int:
         bar.close()
         job.close()
     print(
-        f"wrote {summary['out']} (best validation at step {summary['best_step']}, "
-        f"{summary['step']} steps, {summary['seconds']:.0f} s; run dir {summary['run_dir']})"
+        f"throughput: {summary['patches_per_s']:.1f} patches/s of {args.patch}², "
+        f"{summary['train_macs_per_patch'] / 3 / args.patch**2 / 1e3:.2f} k MACs/pixel, "
+        f"{summary['tflops']:.4g} TFLOP/s effective (6 FLOPs per MAC-pixel per training step; "
+        f"optimizer {summary['optimizer']}, compile {summary['compile']})"
+    )
+    state = "schedule complete" if summary["complete"] else f"stopped at progress {summary['progress']:.3f}"
+    print(
+        f"wrote {summary['out']} (EMA weights, best validation at step {summary['best_step']}, "
+        f"{summary['step']} steps, {state}, {summary['seconds']:.0f} s; run dir {summary['run_dir']})"
     )
     return 0
 
