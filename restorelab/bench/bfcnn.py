@@ -150,44 +150,14 @@ def bench_psnr(
     return res
 
 
-def bench_speed(
-    *,
-    size: int = 1024,
-    model: str = "auto",
-    channels: int = 1,
-    device: str = "auto",
-    repeats: int = 3,
-    out: str | None = "BENCHMARKS.md",
-) -> dict[str, float]:
-    """Time the plain module forward (unfolded, float32) against the folded/fast path on one input.
-
-    Both run under ``torch.inference_mode`` on the same (1, C, size, size) input; reports
-    the median of ``repeats`` runs after one warm-up and the max difference of the outputs.
-    """
+def _time_paths(net: Any, dev: Any, y: Any, repeats: int) -> dict[str, Any]:
+    """Median times of the plain forward and the folded fast path on ``y``, and their max difference."""
     import torch
 
-    from restorelab.denoise.bfcnn import model_path
-    from restorelab.device import device_name, resolve_device
     from restorelab.models.infer import FastDenoiser
-    from restorelab.models.nets import build_model
-    from restorelab.models.weights import load_model
 
-    if size < 16:
-        raise ValueError("--size must be >= 16")
-    dev = resolve_device(device)
-    try:
-        path = model_path(model, channels)
-        net, _ = load_model(path, "cpu")
-        label = path.name
-    except FileNotFoundError:
-        if model != "auto":
-            raise
-        net = build_model("bfcnn", channels).eval()
-        label = "untrained bfcnn 20x64 (no shipped weights)"
     plain = net.to(dev).eval()
     fast = FastDenoiser(net, dev, precision="auto", tile=0, auto_tile_pixels=1 << 40)
-    g = torch.Generator().manual_seed(0)
-    y = torch.rand(1, net.channels, size, size, generator=g).to(dev)
 
     def sync() -> None:
         if dev.type == "cuda":
@@ -208,43 +178,131 @@ def bench_speed(
         t_plain = timeit(lambda: plain(y))
         t_fast = timeit(lambda: fast.residual(y))
         diff = float((plain(y).float() - fast.residual(y).float()).abs().max())
-    ratio = t_plain / t_fast
-    mp = size * size / 1e6
-    print(
-        f"{label} on {device_name(dev)}, {size}x{size}: plain {t_plain * 1e3:.1f} ms, "
-        f"folded/fast ({fast.dtype}) {t_fast * 1e3:.1f} ms, speed-up x{ratio:.2f}, max |diff| {diff:.2e}"
-    )
+    return {"plain_s": t_plain, "fast_s": t_fast, "max_diff": diff, "dtype": fast.dtype}
+
+
+def bench_speed(
+    *,
+    size: int = 1024,
+    model: str = "auto",
+    channels: int = 1,
+    device: str = "auto",
+    repeats: int = 3,
+    reference: bool = True,
+    out: str | None = "BENCHMARKS.md",
+) -> dict[str, float]:
+    """Time the plain module forward (unfolded, float32) against the folded/fast path on one input.
+
+    Both run under ``torch.inference_mode`` on the same (1, C, size, size) input; reports
+    the median of ``repeats`` runs after one warm-up and the max difference of the outputs.
+    With ``reference`` the 20-layer, 64-channel BF-CNN of Mohan et al. (2020) (randomly
+    initialised: its time does not depend on its weights) is timed the same way in the same
+    run, and ``ratio_vs_reference`` = fast time of the model ÷ fast time of that BF-CNN.
+    Effective TFLOP/s = 2 × MACs/pixel × pixels ÷ time (convolutions only, see
+    :mod:`restorelab.models.flops`).
+    """
+    import torch
+
+    from restorelab.denoise.bfcnn import model_path
+    from restorelab.device import device_name, resolve_device
+    from restorelab.models.flops import macs_per_pixel
+    from restorelab.models.nets import build_model
+    from restorelab.models.weights import load_model
+
+    if size < 16:
+        raise ValueError("--size must be >= 16")
+    dev = resolve_device(device)
+    try:
+        path = model_path(model, channels)
+        net, _ = load_model(path, "cpu")
+        label = path.name
+    except FileNotFoundError:
+        if model != "auto":
+            raise
+        net = build_model("bfcnn", channels).eval()
+        label = "untrained bfcnn 20x64 (no shipped weights)"
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(1, net.channels, size, size, generator=g).to(dev)
+    nets = [(label, net)]
+    if reference:
+        torch.manual_seed(0)
+        nets.append(
+            ("BF-CNN 20×64 reference (random init)", build_model("bfcnn", net.channels, 20, 64).eval())
+        )
+    res = []
+    for name, n in nets:
+        mpp = macs_per_pixel(n, 64)
+        r = _time_paths(n, dev, y, repeats)
+        r.update(name=name, macs=mpp, tflops=2 * mpp * size * size / r["fast_s"] / 1e12)
+        res.append(r)
+    m = res[0]
+    speedup = m["plain_s"] / m["fast_s"]
+    ratio = m["fast_s"] / res[1]["fast_s"] if reference else float("nan")
+    for r in res:
+        print(
+            f"{r['name']} on {device_name(dev)}, {size}x{size}: plain {r['plain_s'] * 1e3:.1f} ms, "
+            f"folded/fast ({r['dtype']}) {r['fast_s'] * 1e3:.1f} ms, "
+            f"speed-up x{r['plain_s'] / r['fast_s']:.2f}, "
+            f"{r['macs'] / 1e3:.1f} k MACs/pixel, {r['tflops']:.3g} TFLOP/s, max |diff| {r['max_diff']:.2e}"
+        )
+    if reference:
+        print(f"time of {label} / BF-CNN 20x64 (fast paths): {ratio:.3f} (goal <= 0.5)")
     if out:
         rows = [
             [
-                label,
+                r["name"],
                 device_name(dev),
                 f"{size}²",
-                f"{t_plain * 1e3:.1f}",
-                f"{t_fast * 1e3:.1f}",
-                str(fast.dtype).replace("torch.", ""),
-                f"{ratio:.2f}",
-                f"{mp / t_fast:.2f}",
-                f"{diff:.1e}",
+                f"{r['macs'] / 1e3:.1f} k",
+                f"{r['plain_s'] * 1e3:.1f}",
+                f"{r['fast_s'] * 1e3:.1f}",
+                str(r["dtype"]).replace("torch.", ""),
+                f"{r['plain_s'] / r['fast_s']:.2f}",
+                f"{size * size / 1e6 / r['fast_s']:.2f}",
+                f"{r['tflops']:.3g}",
+                f"{r['max_diff']:.1e}",
             ]
+            for r in res
         ]
         table = markdown_table(
             [
                 "model",
                 "device",
                 "size",
+                "MACs/pixel",
                 "plain ms",
                 "fast ms",
                 "fast dtype",
                 "speed-up",
                 "MPix/s (fast)",
+                "TFLOP/s (fast)",
                 "max |diff|",
             ],
             rows,
         )
+        cmd = f"restorelab bench bfcnn-speed --size {size} --repeats {repeats}"
+        if model != "auto":
+            cmd += f" --model {model}"
+        if not reference:
+            cmd += " --no-reference"
+        ratio_line = (
+            f"\n\nTime of `{label}` ÷ time of the 20-layer, 64-channel BF-CNN, both on the folded fast "
+            f"path in the same run: **{ratio:.3f}** (goal ≤ 0.5)."
+            if reference
+            else ""
+        )
         text = (
             f"Plain module forward (unfolded, float32) vs folded fast path, same input, median of "
-            f"{repeats}.\n\n{table}\n\n`restorelab bench bfcnn-speed --size {size}` — {machine_line()}\n"
+            f"{repeats}; TFLOP/s = 2 × MACs/pixel × pixels ÷ fast time.\n\n{table}{ratio_line}\n\n"
+            f"`{cmd}` — {machine_line()}\n"
         )
         _write_locked(out, f"bfcnn-speed-{dev.type}", text, f"Learned denoiser speed ({dev.type})")
-    return {"plain_s": t_plain, "fast_s": t_fast, "ratio": ratio, "max_diff": diff}
+    return {
+        "plain_s": m["plain_s"],
+        "fast_s": m["fast_s"],
+        "ratio": speedup,
+        "max_diff": m["max_diff"],
+        "tflops": m["tflops"],
+        "ratio_vs_reference": ratio,
+        **({"reference_fast_s": res[1]["fast_s"]} if reference else {}),
+    }

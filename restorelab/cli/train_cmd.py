@@ -1,4 +1,4 @@
-"""``restorelab train`` and the learned-denoiser benchmarks (``bench bfcnn``, ``bench bfcnn-speed``)."""
+"""``restorelab train`` and the learned-denoiser benchmarks (``bench bfcnn``, ``bfcnn-speed``, ``recipe``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _floats(text: str) -> list[float]:
 
 
 def register(sub: Any, bench_sub: Any) -> None:
-    """Add ``train`` to the commands and ``bfcnn``/``bfcnn-speed`` to the benchmarks."""
+    """Add ``train`` to the commands and ``bfcnn``/``bfcnn-speed``/``recipe`` to the benchmarks."""
     p = sub.add_parser(
         "train",
         help="train a blind bias-free denoiser (BF-CNN / bias-free UNet)",
@@ -135,8 +135,30 @@ def register(sub: Any, bench_sub: Any) -> None:
     s.add_argument("--channels", type=int, choices=(1, 3), default=1)
     s.add_argument("--device", default="auto")
     s.add_argument("--repeats", type=int, default=3)
+    s.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip timing the 20-layer 64-channel BF-CNN reference in the same run",
+    )
     s.add_argument("--out", default="BENCHMARKS.md")
     s.set_defaults(func=_speed)
+
+    r = bench_sub.add_parser(
+        "recipe",
+        help="training recipe on CPU proxies at equal compute (EMA, loss, width, patch/batch)",
+        description="Train small bias-free UNets for the same multiply-adds and compare held-out PSNR.",
+    )
+    r.add_argument("--data", required=True, nargs="+", help="training image folder(s)")
+    r.add_argument("--val", default=None, nargs="+", help="validation folder(s) (default: 5%% held out)")
+    r.add_argument(
+        "--budget-gmac", type=float, default=400.0, help="training multiply-adds per configuration (G)"
+    )
+    r.add_argument("--only", default=None, help="comma-separated configuration names (default: all)")
+    r.add_argument("--channels", type=int, choices=(1, 3), default=1)
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", default="docs/training/recipe.md")
+    r.set_defaults(func=_recipe)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -250,6 +272,23 @@ def _speed(args: argparse.Namespace) -> int:
         channels=args.channels,
         device=args.device,
         repeats=args.repeats,
+        reference=not args.no_reference,
+        out=args.out,
+    )
+    return 0
+
+
+def _recipe(args: argparse.Namespace) -> int:
+    from restorelab.bench.recipe import bench_recipe
+
+    bench_recipe(
+        list(args.data),
+        val=args.val,
+        budget_gmac=args.budget_gmac,
+        only=[t.strip() for t in args.only.split(",") if t.strip()] if args.only else None,
+        channels=args.channels,
+        threads=args.threads,
+        seed=args.seed,
         out=args.out,
     )
     return 0

@@ -453,6 +453,12 @@ def schedule_progress(step: int, elapsed_s: float, sched: dict[str, Any]) -> flo
     return min(1.0, p0 + (1.0 - p0) * f)
 
 
+def schedule_done(step: int, elapsed_s: float, sched: dict[str, Any]) -> bool:
+    """Whether the step or the time budget is spent (a finished schedule extended stays at its floor)."""
+    budget = float(sched["budget_s"])
+    return step >= int(sched["steps"]) or (budget > 0 and elapsed_s >= budget)
+
+
 def lr_at(step: int, progress: float, cfg: TrainConfig, total: int) -> float:
     """Peak lr × linear warm-up over ``warmup`` steps × cosine anneal of the progress to ``lr_min_factor``.
 
@@ -725,8 +731,9 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
     last_val: dict[float, float] = {}
     pps_all: list[float] = []
     progress = schedule_progress(step, elapsed0, sched)
-    complete = progress >= 1.0
+    complete = schedule_done(step, elapsed0, sched)
     stopped = False
+    saved_step = -1
     lr = lr_at(step, progress, cfg, total)
     try:
         while not complete and not stopped:
@@ -739,7 +746,7 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
             n_last += cfg.batch
             now = time.perf_counter()
             progress = schedule_progress(step, elapsed0 + now - t0, sched)
-            complete = progress >= 1.0
+            complete = schedule_done(step, elapsed0 + now - t0, sched)
             stopped = (cfg.stop_at_step is not None and step >= cfg.stop_at_step) or (
                 cfg.stop_after_minutes is not None and now - t0 >= 60 * cfg.stop_after_minutes
             )
@@ -783,6 +790,7 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
                     msg += f" [{train_step.note}]"
                     train_step.note = ""
                 checkpoint(progress, elapsed0 + time.perf_counter() - t0)
+                saved_step = step
                 yield Progress(
                     step,
                     total,
@@ -802,6 +810,8 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
                 yield Progress(step, total, message=f"loss {cur:.3e}", data={"loss": cur})
     finally:
         logf.close()
+    if saved_step != step:  # nothing left to train (a finished schedule): keep the state here too
+        checkpoint(progress, elapsed0 + time.perf_counter() - t0)
     best_file = run / "best.safetensors"
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
