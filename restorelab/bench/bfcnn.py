@@ -150,35 +150,49 @@ def bench_psnr(
     return res
 
 
-def _time_paths(net: Any, dev: Any, y: Any, repeats: int) -> dict[str, Any]:
-    """Median times of the plain forward and the folded fast path on ``y``, and their max difference."""
+def _time_interleaved(nets: list[Any], dev: Any, y: Any, repeats: int) -> list[dict[str, Any]]:
+    """Median times of the plain forward and the folded fast path of each network on ``y``.
+
+    The repeats are interleaved (every path of every network once per round, after one
+    untimed warm-up round), so a change of machine load during the run hits all paths
+    alike and their ratios stay fair on a shared machine.
+    """
     import torch
 
     from restorelab.models.infer import FastDenoiser
-
-    plain = net.to(dev).eval()
-    fast = FastDenoiser(net, dev, precision="auto", tile=0, auto_tile_pixels=1 << 40)
 
     def sync() -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    def timeit(fn: Any) -> float:
-        fn()
-        sync()
-        ts = []
-        for _ in range(max(1, repeats)):
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            ts.append(time.perf_counter() - t0)
-        return statistics.median(ts)
-
+    paths = []
+    for net in nets:
+        plain = net.to(dev).eval()
+        fast = FastDenoiser(net, dev, precision="auto", tile=0, auto_tile_pixels=1 << 40)
+        paths.append((plain, fast))
+    times: list[dict[str, list[float]]] = [{"plain": [], "fast": []} for _ in nets]
+    out: list[dict[str, Any]] = []
     with torch.inference_mode():
-        t_plain = timeit(lambda: plain(y))
-        t_fast = timeit(lambda: fast.residual(y))
-        diff = float((plain(y).float() - fast.residual(y).float()).abs().max())
-    return {"plain_s": t_plain, "fast_s": t_fast, "max_diff": diff, "dtype": fast.dtype}
+        for rnd in range(max(1, repeats) + 1):
+            for k, (plain, fast) in enumerate(paths):
+                for key, fn in (("plain", plain), ("fast", fast.residual)):
+                    sync()
+                    t0 = time.perf_counter()
+                    fn(y)
+                    sync()
+                    if rnd:
+                        times[k][key].append(time.perf_counter() - t0)
+        for (plain, fast), t in zip(paths, times, strict=True):
+            diff = float((plain(y).float() - fast.residual(y).float()).abs().max())
+            out.append(
+                {
+                    "plain_s": statistics.median(t["plain"]),
+                    "fast_s": statistics.median(t["fast"]),
+                    "max_diff": diff,
+                    "dtype": fast.dtype,
+                }
+            )
+    return out
 
 
 def bench_speed(
@@ -189,12 +203,14 @@ def bench_speed(
     device: str = "auto",
     repeats: int = 3,
     reference: bool = True,
+    threads: int = 0,
     out: str | None = "BENCHMARKS.md",
 ) -> dict[str, float]:
     """Time the plain module forward (unfolded, float32) against the folded/fast path on one input.
 
     Both run under ``torch.inference_mode`` on the same (1, C, size, size) input; reports
-    the median of ``repeats`` runs after one warm-up and the max difference of the outputs.
+    the median of ``repeats`` interleaved runs after one warm-up and the max difference of
+    the outputs. ``threads`` > 0 sets torch's CPU threads (0 keeps its default).
     With ``reference`` the 20-layer, 64-channel BF-CNN of Mohan et al. (2020) (randomly
     initialised: its time does not depend on its weights) is timed the same way in the same
     run, and ``ratio_vs_reference`` = fast time of the model ÷ fast time of that BF-CNN.
@@ -229,12 +245,12 @@ def bench_speed(
         nets.append(
             ("BF-CNN 20×64 reference (random init)", build_model("bfcnn", net.channels, 20, 64).eval())
         )
-    res = []
-    for name, n in nets:
-        mpp = macs_per_pixel(n, 64)
-        r = _time_paths(n, dev, y, repeats)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    macs = [macs_per_pixel(n, 64) for _, n in nets]
+    res = _time_interleaved([n for _, n in nets], dev, y, repeats)
+    for r, (name, _), mpp in zip(res, nets, macs, strict=True):
         r.update(name=name, macs=mpp, tflops=2 * mpp * size * size / r["fast_s"] / 1e12)
-        res.append(r)
     m = res[0]
     speedup = m["plain_s"] / m["fast_s"]
     ratio = m["fast_s"] / res[1]["fast_s"] if reference else float("nan")
@@ -285,6 +301,10 @@ def bench_speed(
             cmd += f" --model {model}"
         if not reference:
             cmd += " --no-reference"
+        if threads > 0:
+            cmd += f" --threads {threads}"
+        if device != "auto":
+            cmd += f" --device {device}"
         ratio_line = (
             f"\n\nTime of `{label}` ÷ time of the 20-layer, 64-channel BF-CNN, both on the folded fast "
             f"path in the same run: **{ratio:.3f}** (goal ≤ 0.5)."
@@ -293,7 +313,8 @@ def bench_speed(
         )
         text = (
             f"Plain module forward (unfolded, float32) vs folded fast path, same input, median of "
-            f"{repeats}; TFLOP/s = 2 × MACs/pixel × pixels ÷ fast time.\n\n{table}{ratio_line}\n\n"
+            f"{repeats} interleaved runs; TFLOP/s = 2 × MACs/pixel × pixels ÷ fast time."
+            f"\n\n{table}{ratio_line}\n\n"
             f"`{cmd}` — {machine_line()}\n"
         )
         _write_locked(out, f"bfcnn-speed-{dev.type}", text, f"Learned denoiser speed ({dev.type})")

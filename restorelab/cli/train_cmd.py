@@ -140,6 +140,7 @@ def register(sub: Any, bench_sub: Any) -> None:
         action="store_true",
         help="skip timing the 20-layer 64-channel BF-CNN reference in the same run",
     )
+    s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = its default)")
     s.add_argument("--out", default="BENCHMARKS.md")
     s.set_defaults(func=_speed)
 
@@ -273,6 +274,7 @@ def _speed(args: argparse.Namespace) -> int:
         device=args.device,
         repeats=args.repeats,
         reference=not args.no_reference,
+        threads=args.threads,
         out=args.out,
     )
     return 0
