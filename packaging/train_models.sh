@@ -10,7 +10,7 @@
 #
 # DATA holds Train400/, BSDS500-color/{train,test}/, BSD68/ and CBSD68/ (copy them into the
 # git-ignored data/ folder of the checkout on the GPU machine). Every step is
-# `python -m restorelab.models.train_models` (see its docstring); extra arguments are passed on.
+# `python -m restorelab.tools.train_models` (see its docstring); extra arguments are passed on.
 #
 # Resuming: if RESUME_DIR (default docs/training/checkpoints) holds gray.ckpt / color.ckpt,
 # each run continues that schedule exactly (weights, optimizer, EMA, schedule position,
@@ -28,6 +28,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 DATA=${DATA:-data}
+OUT=${OUT:-${OUTDIR:-}}  # OUTDIR: the name older runs used
 OUT=${OUT:?set OUT to the folder the results go to}
 GRAY_MIN=${GRAY_MIN:-5.0}
 COLOR_MIN=${COLOR_MIN:-3.5}
@@ -46,7 +47,7 @@ totals=()
 [ -n "${COLOR_TOTAL_MIN:-}" ] && totals+=(--color-total-min "$COLOR_TOTAL_MIN")
 
 stage "gray ${GRAY_MIN} min, colour ${COLOR_MIN} min"
-"$PY" -m restorelab.models.train_models --data "$DATA" --out "$OUT" --device "$DEVICE" \
+"$PY" -m restorelab.tools.train_models --data "$DATA" --out "$OUT" --device "$DEVICE" \
     --gray-min "$GRAY_MIN" --color-min "$COLOR_MIN" "${totals[@]}" --resume-dir "$RESUME_DIR" \
     --compile "$COMPILE" "$@" 2>&1 | tee "$OUT/console.log"
 

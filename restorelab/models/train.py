@@ -95,8 +95,8 @@ class TrainConfig:
     loss: str = "l2"
     #: EMA decay of the evaluated and shipped weights (0 = ship the raw weights)
     ema: float = 0.999
-    #: torch.compile mode of the training step (see :class:`TrainStep`)
-    compile: str = "auto"
+    #: torch.compile mode of the training step (see :class:`TrainStep`; the CLI defaults to "auto")
+    compile: str = "none"
     #: end this invocation at this step (checkpointed; a resume continues the schedule)
     stop_at_step: int | None = None
     #: end this invocation after this many minutes (the schedule's budget is ``max_minutes``)

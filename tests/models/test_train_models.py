@@ -11,8 +11,8 @@ from tests.models.conftest import _write_images
 
 
 def test_train_models_writes_everything_and_a_second_run_continues(tmp_path: Path) -> None:
-    from restorelab.models.train_models import main
     from restorelab.models.weights import load_model
+    from restorelab.tools.train_models import main
 
     root = tmp_path / "data"
     _write_images(root / "Train400", n=4, size=24)

@@ -1,6 +1,6 @@
 """Train the shipped gray and colour denoisers to the recipe, resumably, with cards and tables.
 
-``python -m restorelab.models.train_models --data DIR --out OUT`` (what
+``python -m restorelab.tools.train_models --data DIR --out OUT`` (what
 ``packaging/train_models.sh`` runs) trains each model with the recipe of
 ``docs/training/recipe.md`` (:data:`RECIPE`), then writes into ``OUT``: the weights
 (``bfcnn_gray.safetensors``, ``bfcnn_color.safetensors``, EMA weights with the best
@@ -152,7 +152,7 @@ def train_models(
         resume = str(ck) if ck is not None and ck.is_file() else None
         m = minutes.get(name)
         cmd = (
-            f"python -m restorelab.models.train_models --models {name} --{name}-min {m}"
+            f"python -m restorelab.tools.train_models --models {name} --{name}-min {m}"
             + (f" --{name}-total-min {total_minutes[name]}" if name in total_minutes else "")
             + (f" --budget-steps {budget_steps}" if budget_steps else "")
             + (f" --session-steps {session_steps}" if session_steps else "")
@@ -225,7 +225,7 @@ def train_models(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m restorelab.models.train_models", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m restorelab.tools.train_models", description=__doc__)
     ap.add_argument("--data", required=True, help="folder holding Train400, BSDS500-color, BSD68, CBSD68")
     ap.add_argument("--out", required=True, help="where weights, logs, cards, tables, checkpoints go")
     ap.add_argument("--models", default="gray,color")
