@@ -526,21 +526,26 @@ class TrainStep:
             self.fn = torch.compile(self.eager, mode=mode)
         self._first = mode != "none"
 
+    def _loss_backward(self, y: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.fn(y, noise)
+        loss.backward()
+        return loss
+
     def __call__(self, y: torch.Tensor, noise: torch.Tensor, lr: float, ema_decay: float) -> torch.Tensor:
         for gp in self.opt.param_groups:
             gp["lr"] = lr
-        if self._first:
+        if self._first:  # the forward and (lazily compiled) backward graphs are built here
             self._first = False
             try:
-                loss = self.fn(y, noise)
+                loss = self._loss_backward(y, noise)
             except Exception as e:  # noqa: BLE001 - any compiler failure: train eagerly instead
-                self.note = f"torch.compile ({self.mode}) failed, training eagerly: {type(e).__name__}: {e}"
+                msg = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+                self.note = f"torch.compile ({self.mode}) failed, training eagerly: {msg}"
                 self.fn, self.mode = self.eager, "none"
-                loss = self.fn(y, noise)
+                loss = self._loss_backward(y, noise)
         else:
-            loss = self.fn(y, noise)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+            loss = self._loss_backward(y, noise)
         self.opt.step()
         ema_update(self.ema, self.model, ema_decay)
         return loss.detach()

@@ -238,3 +238,24 @@ def test_cli_prints_throughput(image_dir: Path, tmp_path: Path, capsys: pytest.C
     assert pps > 0 and tflops == pytest.approx(pps * 16 * 16 * macs * 6 / 1e12, rel=0.01)
     ck = torch.load(tmp_path / "r" / "last.ckpt", weights_only=True)
     assert json.loads(ck["config"])["loss"] == "l1"
+
+
+def test_a_compile_failure_falls_back_to_the_eager_step() -> None:
+    torch.manual_seed(0)
+    a = build_model("bfcnn", 1, 3, 4)
+    b = build_model("bfcnn", 1, 3, 4)
+    b.load_state_dict(a.state_dict())
+    dev = torch.device("cpu")
+    cfg = TrainConfig(data=["x"], out="o.safetensors", compile="none")
+    ref = TrainStep(a, make_optimizer(a.parameters(), 1e-3, dev)[0], build_model("bfcnn", 1, 3, 4), cfg, dev)
+    st = TrainStep(b, make_optimizer(b.parameters(), 1e-3, dev)[0], build_model("bfcnn", 1, 3, 4), cfg, dev)
+
+    def broken(y: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("backend compiler failed\nlong trace")
+
+    st.fn, st.mode, st._first = broken, "default", True
+    y, n = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8) * 0.1
+    assert torch.equal(st(y, n, 1e-3, 0.0), ref(y, n, 1e-3, 0.0))
+    assert st.mode == "none" and st.note.endswith("RuntimeError: backend compiler failed")
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
