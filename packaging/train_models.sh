@@ -22,7 +22,9 @@
 # Environment (defaults in brackets): PY [python3], DEVICE [cuda], DATA [data], OUT (required),
 # GRAY_MIN [5.0], COLOR_MIN [3.5], GRAY_TOTAL_MIN, COLOR_TOTAL_MIN [= this lease],
 # RESUME_DIR [docs/training/checkpoints], COMPILE [auto: torch.compile on CUDA], DIGITS_MIN [0:
-# skip the digits prior; >0 retrains it with `restorelab train` as documented in its card].
+# skip the digits prior; >0 retrains it with `restorelab train` as documented in its card],
+# TRAIN_SPEED_MODES [empty: skip; e.g. none,default,reduce-overhead times each training-step
+# path with `restorelab bench train-speed`, about a minute of compilation per compiled mode].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
@@ -58,5 +60,10 @@ if [ "$DIGITS_MIN" != "0" ]; then
         --seed 0 --val-every 500 --quiet --max-minutes "$DIGITS_MIN" --run-dir "$OUT/runs/digits" \
         --out "$OUT/bfcnn_digits.safetensors" 2>&1 | tee -a "$OUT/console.log"
     cp "$OUT/runs/digits/log.csv" "$OUT/digits_log.csv"
+fi
+if [ -n "${TRAIN_SPEED_MODES:-}" ]; then
+    stage "training throughput per step path: $TRAIN_SPEED_MODES"
+    "$PY" -m restorelab bench train-speed --modes "$TRAIN_SPEED_MODES" --device "$DEVICE" --patch 48 \
+        --batch 512 --out "$OUT/BENCHMARKS.md" 2>&1 | tee -a "$OUT/console.log"
 fi
 stage "done: ship $OUT/bfcnn_*.safetensors + .md into resources/models/, keep $OUT/checkpoints/*.ckpt in $RESUME_DIR"

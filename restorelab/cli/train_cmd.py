@@ -161,6 +161,29 @@ def register(sub: Any, bench_sub: Any) -> None:
     r.add_argument("--out", default="docs/training/recipe.md")
     r.set_defaults(func=_recipe)
 
+    t = bench_sub.add_parser(
+        "train-speed",
+        help="training throughput (patches/s, TFLOP/s) of the eager and compiled steps",
+        description="Time the training step per torch.compile mode and check it against the eager step.",
+    )
+    t.add_argument(
+        "--modes",
+        default="none,default",
+        help="comma-separated: none, default, reduce-overhead, max-autotune, aot_eager",
+    )
+    t.add_argument("--device", default="auto")
+    t.add_argument("--arch", choices=("bfcnn", "bfunet"), default="bfunet")
+    t.add_argument("--depth", type=int, default=4)
+    t.add_argument("--width", type=int, default=32)
+    t.add_argument("--channels", type=int, choices=(1, 3), default=1)
+    t.add_argument("--patch", type=int, default=64)
+    t.add_argument("--batch", type=int, default=256)
+    t.add_argument("--steps", type=int, default=50)
+    t.add_argument("--warmup", type=int, default=5)
+    t.add_argument("--loss", choices=("l2", "l1", "charbonnier"), default="charbonnier")
+    t.add_argument("--out", default="BENCHMARKS.md")
+    t.set_defaults(func=_train_speed)
+
 
 def _train(args: argparse.Namespace) -> int:
     from restorelab.models.train import TrainConfig, train_job
@@ -291,6 +314,26 @@ def _recipe(args: argparse.Namespace) -> int:
         channels=args.channels,
         threads=args.threads,
         seed=args.seed,
+        out=args.out,
+    )
+    return 0
+
+
+def _train_speed(args: argparse.Namespace) -> int:
+    from restorelab.bench.train_speed import bench_train_speed
+
+    bench_train_speed(
+        modes=[m.strip() for m in args.modes.split(",") if m.strip()],
+        device=args.device,
+        arch=args.arch,
+        depth=args.depth,
+        width=args.width,
+        channels=args.channels,
+        patch=args.patch,
+        batch=args.batch,
+        steps=args.steps,
+        warmup=args.warmup,
+        loss=args.loss,
         out=args.out,
     )
     return 0

@@ -47,3 +47,23 @@ def test_bench_recipe_writes_the_table(image_dir: Path, tmp_path: Path) -> None:
     assert "--only base,charbonnier" in text.split("`restorelab bench recipe")[1].split("`")[0]
     with pytest.raises(ValueError, match="unknown proxy"):
         bench_recipe([str(image_dir)], only=["nope"], out=None)
+
+
+def test_bench_train_speed_reports_throughput_from_the_mac_count(tmp_path: Path) -> None:
+    from restorelab.bench.train_speed import bench_train_speed
+    from restorelab.models.flops import macs_per_pixel
+    from restorelab.models.nets import build_model
+
+    out = tmp_path / "B.md"
+    rows = bench_train_speed(
+        modes=["none"], device="cpu", depth=2, width=4, patch=16, batch=4, steps=2, warmup=1, out=str(out)
+    )
+    (r,) = rows
+    mpp = macs_per_pixel(build_model("bfunet", 1, 2, 4), 16)
+    assert r["mode"] == "none" and r["agreement"] == 0.0
+    assert r["patches_per_s"] == pytest.approx(4 / (r["ms_per_step"] / 1e3), rel=1e-9)
+    assert r["tflops"] == pytest.approx(r["patches_per_s"] * 16 * 16 * mpp * 6 / 1e12, rel=1e-9)
+    row = next(ln for ln in out.read_text().splitlines() if ln.startswith("| none |"))
+    assert float(row.split("|")[2]) == pytest.approx(r["patches_per_s"], abs=0.06)
+    with pytest.raises(ValueError, match="steps"):
+        bench_train_speed(modes=["none"], device="cpu", steps=0, out=None)
