@@ -42,7 +42,10 @@ __all__ = [
     "residual_loss",
     "ema_decay_at",
     "ema_update",
+    "new_schedule",
+    "resume_schedule",
     "schedule_progress",
+    "schedule_done",
     "lr_at",
     "make_optimizer",
 ]
@@ -432,7 +435,8 @@ def resume_schedule(
     With the same step and time budgets the uninterrupted formula is kept bit for bit. With
     other budgets the anneal continues from the checkpoint's progress p₀ and spreads the
     remaining 1 − p₀ over the remaining budget, so the learning rate is continuous at the
-    resume (no warm restart) and still reaches its minimum at the new budget.
+    resume (no warm restart) and still reaches its minimum at the new budget. A schedule
+    that had already finished (p₀ = 1) and gets a larger budget trains on at its floor rate.
     """
     if int(saved["steps"]) == int(total) and float(saved["budget_s"]) == float(budget_s):
         return dict(saved)

@@ -22,6 +22,7 @@ from restorelab.models.train import (
     new_schedule,
     residual_loss,
     resume_schedule,
+    schedule_done,
     schedule_progress,
     train_job,
 )
@@ -133,6 +134,11 @@ def test_schedule_value_at_resume_continues_without_a_restart() -> None:
     longer_t = resume_schedule(tsched, 10**9, 120.0, 0.5, 5, 30.0)
     assert schedule_progress(5, 30.0, longer_t) == pytest.approx(0.5)
     assert schedule_progress(9, 75.0, longer_t) == pytest.approx(0.75)
+    # a finished schedule given more steps trains on at the floor rate until the new budget
+    ext = resume_schedule(sched, 1500, 0.0, 1.0, 1000, 0.0)
+    assert schedule_progress(1200, 0.0, ext) == 1.0 and lr_at(1200, 1.0, cfg, 1500) == pytest.approx(1e-5)
+    assert not schedule_done(1499, 0.0, ext) and schedule_done(1500, 0.0, ext)
+    assert schedule_done(1000, 0.0, sched) and not schedule_done(999, 0.0, sched)
 
 
 def test_ema_update_formula() -> None:
