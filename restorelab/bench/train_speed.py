@@ -9,8 +9,11 @@ channels-last on CUDA, fused Adam, the EMA update included. The warm-up steps (w
 compilation happens) are not timed; the timed steps end with one device synchronisation.
 Effective TFLOP/s = patches/s × patch² × MACs/pixel × 6 (forward + two backward products,
 2 FLOPs per multiply-add; :mod:`restorelab.models.flops`). Agreement: from the same
-weights, one step on the same batch, the largest weight difference to the eager step
-relative to the largest weight change of the eager step.
+weights and the same batch, the largest difference of the loss gradient to the eager
+one relative to the largest eager gradient entry (the gradient, not the Adam update:
+Adam's first step is about lr·sign(g) and turns rounding in near-zero gradients into
+full-size differences). On CUDA both run under bf16 autocast, so agreement is at bf16
+precision (about 1e-2), not float32's.
 """
 
 from __future__ import annotations
@@ -79,17 +82,16 @@ def bench_train_speed(
         if cuda:
             torch.cuda.synchronize()
 
-    # agreement: one step from the same weights on the same batch
+    # agreement: gradients from the same weights on the same batch
     g = torch.Generator().manual_seed(1)
     sampler0 = TorchPatchSampler(images, patch, True, dev, seed=0)
     y0, n0 = noisy_batch(sampler0, TrainConfig(**cfg_base), g, dev)  # type: ignore[arg-type]
-    start = [p.detach().clone() for p in proto.to(dev).parameters()]
     after: dict[str, list[Any]] = {}
     rows: list[dict[str, Any]] = []
     for mode in modes:
         model, step, cfg = setup(mode)
-        step(y0, n0, 1e-3, 0.0)
-        after[mode] = [p.detach().clone() for p in model.parameters()]
+        step(y0, n0, 0.0, 0.0)  # lr 0: the gradients of the first (compiling) call, weights kept
+        after[mode] = [p.grad.detach().clone() for p in model.parameters()]
         sampler = TorchPatchSampler(images, patch, True, dev, seed=0)
         gen = torch.Generator().manual_seed(0)
         for _ in range(warmup):
@@ -118,15 +120,16 @@ def bench_train_speed(
         if ref is None or mode == "none":
             r["agreement"] = float("nan") if ref is None else 0.0
             continue
-        change = max(float((a - s).abs().max()) for a, s in zip(ref, start, strict=True))
+        scale = max(float(a.abs().max()) for a in ref)
         diff = max(float((a - b).abs().max()) for a, b in zip(after[mode], ref, strict=True))
-        r["agreement"] = diff / max(change, 1e-30)
+        r["agreement"] = diff / max(scale, 1e-30)
     base = rows[0]["patches_per_s"]
     for r in rows:
         print(
             f"{r['mode']:>16s}: {r['patches_per_s']:10.1f} patches/s ({r['patches_per_s'] / base:.2f}x), "
             f"{r['tflops']:.3g} TFLOP/s, {r['ms_per_step']:.1f} ms/step, "
-            f"|Δw - Δw_eager| / |Δw_eager| = {r['agreement']:.1e}" + (f"  [{r['note']}]" if r["note"] else "")
+            f"max |g - g_eager| / max |g_eager| = {r['agreement']:.1e}"
+            + (f"  [{r['note']}]" if r["note"] else "")
         )
     if out:
         table = markdown_table(
@@ -136,7 +139,7 @@ def bench_train_speed(
                 f"× {rows[0]['mode']}",
                 "TFLOP/s",
                 "ms/step",
-                "max |Δw − Δw eager| / max |Δw eager|",
+                "max |g − g eager| / max |g eager|",
             ],
             [
                 [
