@@ -139,7 +139,7 @@ def bench_train_speed(
                 f"× {rows[0]['mode']}",
                 "TFLOP/s",
                 "ms/step",
-                "max |g − g eager| / max |g eager|",
+                "gradient vs eager (max abs diff ÷ max abs)",
             ],
             [
                 [
