@@ -292,7 +292,7 @@ def bench_speed(
                 "speed-up",
                 "MPix/s (fast)",
                 "TFLOP/s (fast)",
-                "max |diff|",
+                "max abs diff",
             ],
             rows,
         )
