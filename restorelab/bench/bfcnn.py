@@ -150,6 +150,51 @@ def bench_psnr(
     return res
 
 
+def _time_interleaved(nets: list[Any], dev: Any, y: Any, repeats: int) -> list[dict[str, Any]]:
+    """Median times of the plain forward and the folded fast path of each network on ``y``.
+
+    The repeats are interleaved (every path of every network once per round, after one
+    untimed warm-up round), so a change of machine load during the run hits all paths
+    alike and their ratios stay fair on a shared machine.
+    """
+    import torch
+
+    from restorelab.models.infer import FastDenoiser
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    paths = []
+    for net in nets:
+        plain = net.to(dev).eval()
+        fast = FastDenoiser(net, dev, precision="auto", tile=0, auto_tile_pixels=1 << 40)
+        paths.append((plain, fast))
+    times: list[dict[str, list[float]]] = [{"plain": [], "fast": []} for _ in nets]
+    out: list[dict[str, Any]] = []
+    with torch.inference_mode():
+        for rnd in range(max(1, repeats) + 1):
+            for k, (plain, fast) in enumerate(paths):
+                for key, fn in (("plain", plain), ("fast", fast.residual)):
+                    sync()
+                    t0 = time.perf_counter()
+                    fn(y)
+                    sync()
+                    if rnd:
+                        times[k][key].append(time.perf_counter() - t0)
+        for (plain, fast), t in zip(paths, times, strict=True):
+            diff = float((plain(y).float() - fast.residual(y).float()).abs().max())
+            out.append(
+                {
+                    "plain_s": statistics.median(t["plain"]),
+                    "fast_s": statistics.median(t["fast"]),
+                    "max_diff": diff,
+                    "dtype": fast.dtype,
+                }
+            )
+    return out
+
+
 def bench_speed(
     *,
     size: int = 1024,
@@ -157,18 +202,26 @@ def bench_speed(
     channels: int = 1,
     device: str = "auto",
     repeats: int = 3,
+    reference: bool = True,
+    threads: int = 0,
     out: str | None = "BENCHMARKS.md",
 ) -> dict[str, float]:
     """Time the plain module forward (unfolded, float32) against the folded/fast path on one input.
 
     Both run under ``torch.inference_mode`` on the same (1, C, size, size) input; reports
-    the median of ``repeats`` runs after one warm-up and the max difference of the outputs.
+    the median of ``repeats`` interleaved runs after one warm-up and the max difference of
+    the outputs. ``threads`` > 0 sets torch's CPU threads (0 keeps its default).
+    With ``reference`` the 20-layer, 64-channel BF-CNN of Mohan et al. (2020) (randomly
+    initialised: its time does not depend on its weights) is timed the same way in the same
+    run, and ``ratio_vs_reference`` = fast time of the model ÷ fast time of that BF-CNN.
+    Effective TFLOP/s = 2 × MACs/pixel × pixels ÷ time (convolutions only, see
+    :mod:`restorelab.models.flops`).
     """
     import torch
 
     from restorelab.denoise.bfcnn import model_path
     from restorelab.device import device_name, resolve_device
-    from restorelab.models.infer import FastDenoiser
+    from restorelab.models.flops import macs_per_pixel
     from restorelab.models.nets import build_model
     from restorelab.models.weights import load_model
 
@@ -184,67 +237,93 @@ def bench_speed(
             raise
         net = build_model("bfcnn", channels).eval()
         label = "untrained bfcnn 20x64 (no shipped weights)"
-    plain = net.to(dev).eval()
-    fast = FastDenoiser(net, dev, precision="auto", tile=0, auto_tile_pixels=1 << 40)
     g = torch.Generator().manual_seed(0)
     y = torch.rand(1, net.channels, size, size, generator=g).to(dev)
-
-    def sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-
-    def timeit(fn: Any) -> float:
-        fn()
-        sync()
-        ts = []
-        for _ in range(max(1, repeats)):
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            ts.append(time.perf_counter() - t0)
-        return statistics.median(ts)
-
-    with torch.inference_mode():
-        t_plain = timeit(lambda: plain(y))
-        t_fast = timeit(lambda: fast.residual(y))
-        diff = float((plain(y).float() - fast.residual(y).float()).abs().max())
-    ratio = t_plain / t_fast
-    mp = size * size / 1e6
-    print(
-        f"{label} on {device_name(dev)}, {size}x{size}: plain {t_plain * 1e3:.1f} ms, "
-        f"folded/fast ({fast.dtype}) {t_fast * 1e3:.1f} ms, speed-up x{ratio:.2f}, max |diff| {diff:.2e}"
-    )
+    nets = [(label, net)]
+    if reference:
+        torch.manual_seed(0)
+        nets.append(
+            ("BF-CNN 20×64 reference (random init)", build_model("bfcnn", net.channels, 20, 64).eval())
+        )
+    if threads > 0:
+        torch.set_num_threads(threads)
+    macs = [macs_per_pixel(n, 64) for _, n in nets]
+    res = _time_interleaved([n for _, n in nets], dev, y, repeats)
+    for r, (name, _), mpp in zip(res, nets, macs, strict=True):
+        r.update(name=name, macs=mpp, tflops=2 * mpp * size * size / r["fast_s"] / 1e12)
+    m = res[0]
+    speedup = m["plain_s"] / m["fast_s"]
+    ratio = m["fast_s"] / res[1]["fast_s"] if reference else float("nan")
+    for r in res:
+        print(
+            f"{r['name']} on {device_name(dev)}, {size}x{size}: plain {r['plain_s'] * 1e3:.1f} ms, "
+            f"folded/fast ({r['dtype']}) {r['fast_s'] * 1e3:.1f} ms, "
+            f"speed-up x{r['plain_s'] / r['fast_s']:.2f}, "
+            f"{r['macs'] / 1e3:.1f} k MACs/pixel, {r['tflops']:.3g} TFLOP/s, max |diff| {r['max_diff']:.2e}"
+        )
+    if reference:
+        print(f"time of {label} / BF-CNN 20x64 (fast paths): {ratio:.3f} (goal <= 0.5)")
     if out:
         rows = [
             [
-                label,
+                r["name"],
                 device_name(dev),
                 f"{size}²",
-                f"{t_plain * 1e3:.1f}",
-                f"{t_fast * 1e3:.1f}",
-                str(fast.dtype).replace("torch.", ""),
-                f"{ratio:.2f}",
-                f"{mp / t_fast:.2f}",
-                f"{diff:.1e}",
+                f"{r['macs'] / 1e3:.1f} k",
+                f"{r['plain_s'] * 1e3:.1f}",
+                f"{r['fast_s'] * 1e3:.1f}",
+                str(r["dtype"]).replace("torch.", ""),
+                f"{r['plain_s'] / r['fast_s']:.2f}",
+                f"{size * size / 1e6 / r['fast_s']:.2f}",
+                f"{r['tflops']:.3g}",
+                f"{r['max_diff']:.1e}",
             ]
+            for r in res
         ]
         table = markdown_table(
             [
                 "model",
                 "device",
                 "size",
+                "MACs/pixel",
                 "plain ms",
                 "fast ms",
                 "fast dtype",
                 "speed-up",
                 "MPix/s (fast)",
-                "max |diff|",
+                "TFLOP/s (fast)",
+                "max abs diff",
             ],
             rows,
         )
+        cmd = f"restorelab bench bfcnn-speed --size {size} --repeats {repeats}"
+        if model != "auto":
+            cmd += f" --model {model}"
+        if not reference:
+            cmd += " --no-reference"
+        if threads > 0:
+            cmd += f" --threads {threads}"
+        if device != "auto":
+            cmd += f" --device {device}"
+        ratio_line = (
+            f"\n\nTime of `{label}` ÷ time of the 20-layer, 64-channel BF-CNN, both on the folded fast "
+            f"path in the same run: **{ratio:.3f}** (goal ≤ 0.5)."
+            if reference
+            else ""
+        )
         text = (
             f"Plain module forward (unfolded, float32) vs folded fast path, same input, median of "
-            f"{repeats}.\n\n{table}\n\n`restorelab bench bfcnn-speed --size {size}` — {machine_line()}\n"
+            f"{repeats} interleaved runs; TFLOP/s = 2 × MACs/pixel × pixels ÷ fast time."
+            f"\n\n{table}{ratio_line}\n\n"
+            f"`{cmd}` — {machine_line()}\n"
         )
         _write_locked(out, f"bfcnn-speed-{dev.type}", text, f"Learned denoiser speed ({dev.type})")
-    return {"plain_s": t_plain, "fast_s": t_fast, "ratio": ratio, "max_diff": diff}
+    return {
+        "plain_s": m["plain_s"],
+        "fast_s": m["fast_s"],
+        "ratio": speedup,
+        "max_diff": m["max_diff"],
+        "tflops": m["tflops"],
+        "ratio_vs_reference": ratio,
+        **({"reference_fast_s": res[1]["fast_s"]} if reference else {}),
+    }

@@ -1,4 +1,4 @@
-"""``restorelab train`` and the learned-denoiser benchmarks (``bench bfcnn``, ``bench bfcnn-speed``)."""
+"""``restorelab train`` and the learned-denoiser benchmarks (``bench bfcnn``, ``bfcnn-speed``, ``recipe``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _floats(text: str) -> list[float]:
 
 
 def register(sub: Any, bench_sub: Any) -> None:
-    """Add ``train`` to the commands and ``bfcnn``/``bfcnn-speed`` to the benchmarks."""
+    """Add ``train`` to the commands and ``bfcnn``/``bfcnn-speed``/``recipe`` to the benchmarks."""
     p = sub.add_parser(
         "train",
         help="train a blind bias-free denoiser (BF-CNN / bias-free UNet)",
@@ -80,6 +80,37 @@ def register(sub: Any, bench_sub: Any) -> None:
         default="auto",
         help="cut patches on the host (numpy) or on the device (torch; the default on CUDA)",
     )
+    p.add_argument(
+        "--loss",
+        choices=("l2", "l1", "charbonnier"),
+        default="l2",
+        help="loss of the predicted residual f(y) - sigma*n",
+    )
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.999,
+        help="EMA decay of the validated and shipped weights (0 = ship the raw weights)",
+    )
+    p.add_argument(
+        "--compile",
+        choices=("auto", "none", "default", "reduce-overhead", "max-autotune", "aot_eager"),
+        default="auto",
+        help="torch.compile the training step (auto: default on CUDA, none on the CPU; "
+        "reduce-overhead = CUDA graphs)",
+    )
+    p.add_argument(
+        "--stop-at-step",
+        type=int,
+        default=None,
+        help="end this invocation at this step (checkpointed; --resume continues the same schedule)",
+    )
+    p.add_argument(
+        "--stop-after-minutes",
+        type=float,
+        default=None,
+        help="end this invocation after this many minutes (the schedule's budget stays --max-minutes)",
+    )
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", required=True, help="weights file to write (.safetensors)")
     p.set_defaults(func=_train)
@@ -104,8 +135,54 @@ def register(sub: Any, bench_sub: Any) -> None:
     s.add_argument("--channels", type=int, choices=(1, 3), default=1)
     s.add_argument("--device", default="auto")
     s.add_argument("--repeats", type=int, default=3)
+    s.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip timing the 20-layer 64-channel BF-CNN reference in the same run",
+    )
+    s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = its default)")
     s.add_argument("--out", default="BENCHMARKS.md")
     s.set_defaults(func=_speed)
+
+    r = bench_sub.add_parser(
+        "recipe",
+        help="training recipe on CPU proxies at equal compute (EMA, loss, width, patch/batch)",
+        description="Train small bias-free UNets for the same multiply-adds and compare held-out PSNR.",
+    )
+    r.add_argument("--data", required=True, nargs="+", help="training image folder(s)")
+    r.add_argument("--val", default=None, nargs="+", help="validation folder(s) (default: 5%% held out)")
+    r.add_argument(
+        "--budget-gmac", type=float, default=400.0, help="training multiply-adds per configuration (G)"
+    )
+    r.add_argument("--only", default=None, help="comma-separated configuration names (default: all)")
+    r.add_argument("--channels", type=int, choices=(1, 3), default=1)
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", default="docs/training/recipe.md")
+    r.set_defaults(func=_recipe)
+
+    t = bench_sub.add_parser(
+        "train-speed",
+        help="training throughput (patches/s, TFLOP/s) of the eager and compiled steps",
+        description="Time the training step per torch.compile mode and check it against the eager step.",
+    )
+    t.add_argument(
+        "--modes",
+        default="none,default",
+        help="comma-separated: none, default, reduce-overhead, max-autotune, aot_eager",
+    )
+    t.add_argument("--device", default="auto")
+    t.add_argument("--arch", choices=("bfcnn", "bfunet"), default="bfunet")
+    t.add_argument("--depth", type=int, default=4)
+    t.add_argument("--width", type=int, default=32)
+    t.add_argument("--channels", type=int, choices=(1, 3), default=1)
+    t.add_argument("--patch", type=int, default=64)
+    t.add_argument("--batch", type=int, default=256)
+    t.add_argument("--steps", type=int, default=50)
+    t.add_argument("--warmup", type=int, default=5)
+    t.add_argument("--loss", choices=("l2", "l1", "charbonnier"), default="charbonnier")
+    t.add_argument("--out", default="BENCHMARKS.md")
+    t.set_defaults(func=_train_speed)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -141,6 +218,11 @@ def _train(args: argparse.Namespace) -> int:
         threads=args.threads,
         max_minutes=args.max_minutes,
         sampler=args.sampler,
+        loss=args.loss,
+        ema=args.ema,
+        compile=args.compile,
+        stop_at_step=args.stop_at_step,
+        stop_after_minutes=args.stop_after_minutes,
         command="restorelab train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         if len(sys.argv) > 1 and sys.argv[1] == "train"
         else "",
@@ -175,8 +257,15 @@ def _train(args: argparse.Namespace) -> int:
         bar.close()
         job.close()
     print(
-        f"wrote {summary['out']} (best validation at step {summary['best_step']}, "
-        f"{summary['step']} steps, {summary['seconds']:.0f} s; run dir {summary['run_dir']})"
+        f"throughput: {summary['patches_per_s']:.1f} patches/s of {args.patch}², "
+        f"{summary['train_macs_per_patch'] / 3 / args.patch**2 / 1e3:.2f} k MACs/pixel, "
+        f"{summary['tflops']:.4g} TFLOP/s effective (6 FLOPs per MAC-pixel per training step; "
+        f"optimizer {summary['optimizer']}, compile {summary['compile']})"
+    )
+    state = "schedule complete" if summary["complete"] else f"stopped at progress {summary['progress']:.3f}"
+    print(
+        f"wrote {summary['out']} (EMA weights, best validation at step {summary['best_step']}, "
+        f"{summary['step']} steps, {state}, {summary['seconds']:.0f} s; run dir {summary['run_dir']})"
     )
     return 0
 
@@ -207,6 +296,44 @@ def _speed(args: argparse.Namespace) -> int:
         channels=args.channels,
         device=args.device,
         repeats=args.repeats,
+        reference=not args.no_reference,
+        threads=args.threads,
+        out=args.out,
+    )
+    return 0
+
+
+def _recipe(args: argparse.Namespace) -> int:
+    from restorelab.bench.recipe import bench_recipe
+
+    bench_recipe(
+        list(args.data),
+        val=args.val,
+        budget_gmac=args.budget_gmac,
+        only=[t.strip() for t in args.only.split(",") if t.strip()] if args.only else None,
+        channels=args.channels,
+        threads=args.threads,
+        seed=args.seed,
+        out=args.out,
+    )
+    return 0
+
+
+def _train_speed(args: argparse.Namespace) -> int:
+    from restorelab.bench.train_speed import bench_train_speed
+
+    bench_train_speed(
+        modes=[m.strip() for m in args.modes.split(",") if m.strip()],
+        device=args.device,
+        arch=args.arch,
+        depth=args.depth,
+        width=args.width,
+        channels=args.channels,
+        patch=args.patch,
+        batch=args.batch,
+        steps=args.steps,
+        warmup=args.warmup,
+        loss=args.loss,
         out=args.out,
     )
     return 0

@@ -62,6 +62,14 @@ def render_card(
         f"| steps × batch × patch | {md.get('steps')} × {md.get('batch')} × {md.get('patch')}² |",
         f"| seed | {md.get('seed')} |",
     ]
+    if md.get("loss"):
+        lines.append(f"| loss of the residual | {md['loss']} |")
+    if md.get("ema"):
+        ema = float(md["ema"])
+        lines.append(
+            "| shipped weights | "
+            + (f"exponential moving average, decay {ema:g} |" if ema > 0 else "last iterate (no EMA) |")
+        )
     if md.get("val_psnr"):
         vp = json.loads(md["val_psnr"])
         lines.append(

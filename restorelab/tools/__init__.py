@@ -1,1 +1,1 @@
-"""Developer tools that drive the application (screenshots)."""
+"""Developer tools: the documentation screenshots, the training pipeline of the shipped models."""

@@ -53,4 +53,13 @@ def test_bench_speed(tiny_gray_model: Path, tmp_path: Path, capsys: pytest.Captu
         size=64, model=str(tiny_gray_model), device="cpu", repeats=1, out=str(tmp_path / "B.md")
     )
     assert res["max_diff"] < 1e-4 and res["ratio"] > 0 and np.isfinite(res["fast_s"])
-    assert "speed-up" in (tmp_path / "B.md").read_text()
+    # the tiny 3-layer, 4-channel model against the 20-layer, 64-channel BF-CNN in the same run
+    assert res["ratio_vs_reference"] == res["fast_s"] / res["reference_fast_s"]
+    assert res["ratio_vs_reference"] < 0.5
+    text = (tmp_path / "B.md").read_text()
+    assert float(text.split("in the same run: **")[1].split("**")[0]) == pytest.approx(
+        res["ratio_vs_reference"], abs=5e-4
+    )
+    ref_line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("BF-CNN 20×64"))
+    kmacs = float(ref_line.split(" k MACs/pixel")[0].rsplit(", ", 1)[1])
+    assert kmacs == pytest.approx(9 * (64 + 18 * 64 * 64 + 64) / 1e3, abs=0.05)
