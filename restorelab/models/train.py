@@ -825,7 +825,9 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if best_file.exists():
-        out.write_bytes(best_file.read_bytes())
+        from restorelab.safety import atomic_write_bytes
+
+        atomic_write_bytes(out, best_file.read_bytes())
     else:
         save_model(out, ema, {**meta_base, "steps": step})
     pps_med = float(np.median(pps_all)) if pps_all else 0.0

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from restorelab.safety import atomic_write_text
+
 __all__ = ["RECIPE", "TINY", "model_config", "train_models", "main"]
 
 #: the GPU recipe per shipped model (chosen on CPU proxies, docs/training/recipe.md)
@@ -213,7 +215,8 @@ def train_models(
             repeats=10,
             out=bench_md,
         )
-    (outd / "summary.json").write_text(
+    atomic_write_text(
+        outd / "summary.json",
         json.dumps(
             {k: {kk: v[kk] for kk in v if kk != "last_val"} for k, v in results.items()},
             indent=1,
