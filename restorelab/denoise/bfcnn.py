@@ -25,10 +25,10 @@ from restorelab.params import Param
 __all__ = ["BFCNNDenoiser", "load_denoiser_model", "model_path", "clear_cache", "CPU_JOB_TILE"]
 
 #: core tile (px) of the job path on a CPU when the tile parameter is 0 (automatic): one tile of
-#: the shipped colour network takes well under a second on one core (``restorelab bench bfcnn
-#: --big``), so progress advances and a cancel acts within a second, and one tile's activations
-#: stay small beside a 24 MP image
-CPU_JOB_TILE = 256
+#: the shipped colour network (192 px plus 74 px of context on every side) takes about a second
+#: on this project's 2-core CPU (``restorelab bench denoise-big``), so progress advances and a
+#: cancel acts within about a second, and one tile's activations stay small beside a 24 MP image
+CPU_JOB_TILE = 192
 #: the same on CUDA, where a tile is milliseconds and larger tiles waste less on overlap
 CUDA_JOB_TILE = 1024
 
@@ -114,6 +114,7 @@ class BFCNNDenoiser(Denoiser):
         "denoising via bias-free CNNs, ICLR 2020"
     )
     torch_native = True
+    blind = True
     cost_s_per_mp = 5.0  # restorelab bench cost
     params = (
         Param(
