@@ -201,7 +201,8 @@ def run_inpaint_bench(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         f"({len(files)} images, {secs / 60:.1f} min in all; {machine_line()}). PSNR and SSIM over the "
         "whole image (only the masked pixels differ), mean over the images; ** marks a learned mode "
         "above the best classical fill for that mask. fast = classical (biharmonic) start + short "
-        "Algorithm 2 refinement, the default; sample = full Algorithm 2 from noise, mean of K samples, "
+        "Algorithm 2 refinement, the default; fast:S0:K:T = the fast mode with σ₀ = S0/255, K "
+        "refinements averaged, T iterations; sample = full Algorithm 2 from noise, mean of K samples, "
         "iteration cap as given.\n\n"
         + markdown_table(header, rows)
         + (f"\n\n{big_line}\n" if big_line else "\n")

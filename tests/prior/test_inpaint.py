@@ -118,7 +118,7 @@ def test_cancel_stops_between_iterations(astronaut_small: np.ndarray) -> None:
             token.cancel()
 
     with pytest.raises(Cancelled):
-        job = inpaint_job(astronaut_small, m, "bfcnn", device="cpu", iters=50)
+        job = inpaint_job(astronaut_small, m, "bfcnn", device="cpu", iters=50, sigma0=0.2)
         run_job(job, cancel=token, on_progress=on)
     assert max(e.step for e in seen) == 2
 
