@@ -30,6 +30,7 @@ __all__ = ["register", "make_masks", "MASK_KINDS", "run_inpaint_bench", "run_den
 
 MASK_KINDS = ("scratches", "blobs", "text")
 CLASSICAL = ("telea", "ns", "biharmonic", "patch")
+DEFAULT_METHODS = "telea,ns,biharmonic,patch,fast,sample"
 
 
 def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction) -> None:
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     b.add_argument("--full", type=int, default=1, help="of those, how many also whole (default 1)")
     b.add_argument("--crop", type=int, default=256, help="centre-crop side (default 256)")
     b.add_argument("--masks", default=",".join(MASK_KINDS), help="comma-separated mask kinds")
-    b.add_argument("--methods", default="telea,ns,biharmonic,patch,fast,sample",
+    b.add_argument("--methods", default=DEFAULT_METHODS,
                    help="comma-separated methods (classical fills, fast, sample)")
     b.add_argument("--fast", default="", help="extra fast-mode variants S0:K:T (σ₀ on 0..255, K averaged, "
                    "T iterations), comma-separated")
@@ -54,6 +55,7 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     b.add_argument("--out", default="BENCHMARKS.md", help="markdown file whose section is (re)written")
+    b.add_argument("--section", default="inpaint", help="key of the BENCHMARKS.md section (default inpaint)")
     b.add_argument("--no-write", action="store_true", help="print the table only")
     b.set_defaults(func=cmd_bench_inpaint)
 
@@ -197,13 +199,15 @@ def run_inpaint_bench(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
                 if r is None:
                     continue
                 p = float(np.mean(r["psnr"]))
-                mark = " **" if name not in CLASSICAL and p > best_classical else ""
+                mark = " **" if name not in CLASSICAL and round(p, 2) > round(best_classical, 2) else ""
                 label = f"{len(r['psnr'])} × {f'{args.crop}² crop' if scale == 'crop' else 'whole'}"
                 rows.append([label, kind, name + mark, f"{p:.2f}", f"{np.mean(r['ssim']):.4f}",
                              f"{np.mean(r['s']):.2f}"])
     secs = time.perf_counter() - t_all
     text = "" if not rows else (
         f"`restorelab bench inpaint --set {args.set_dir} --limit {args.limit} --full {args.full}"
+        + (f" --masks {args.masks}" if args.masks != ",".join(MASK_KINDS) else "")
+        + (f" --methods {args.methods}" if args.methods != DEFAULT_METHODS else "")
         + (f" --fast {args.fast}" if args.fast else "")
         + f" --sample-k {args.sample_k} --sample-iters {args.sample_iters}"
         + f" --sample-masks {args.sample_masks}` "
@@ -230,7 +234,10 @@ def cmd_bench_inpaint(args: argparse.Namespace) -> int:
     text, raw = run_inpaint_bench(args)
     print(text)
     if not args.no_write and text:
-        _write_locked(args.out, "inpaint", text, "Inpainting: classical fills vs the learned modes")
+        title = "Inpainting: classical fills vs the learned modes"
+        if args.section != "inpaint":
+            title += f" ({args.section})"
+        _write_locked(args.out, args.section, text, title)
     if not args.no_write and raw["big"]:
         _write_locked(args.out, "inpaint-big", raw["big"] + "\n",
                       "Inpainting a 12 MP photo with 20 scratches")
