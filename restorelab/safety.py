@@ -375,12 +375,19 @@ def is_oom(exc: BaseException) -> bool:
 
 
 def free_device_cache() -> None:
-    """Collect garbage and release torch's cached CUDA blocks (so a retry, or the CPU,
-    gets the memory a failed attempt held). A no-op without torch or CUDA."""
+    """Release torch's cached CUDA blocks (so a retry, or the CPU, gets the memory a failed
+    attempt held); on the main thread, collect garbage first. A no-op without torch or CUDA.
+
+    A worker thread never runs a full collection: it would finalise whatever cycles exist,
+    Qt wrappers of the GUI thread among them, away from their thread, where their
+    destructors wait on the GUI thread's locks while it waits for the GIL (a deadlock seen
+    on the GUI's out-of-memory retry). The failed attempt's tensors are freed by reference
+    counting once its frames are gone, which :func:`fallback_job` ensures."""
     import gc
     import sys
 
-    gc.collect()
+    if threading.current_thread() is threading.main_thread():
+        gc.collect()
     torch = sys.modules.get("torch")
     try:
         if torch is not None and torch.cuda.is_available():

@@ -159,7 +159,7 @@ def run(image: str | None = None, *, out: TextIO | None = None) -> int:
         x = state["img"]
         m = np.zeros(x.shape[:2], bool)
         m[5:20, 7:30] = True
-        s = Session(image=x, masks=[MaskLayer("m", m)], methods=[MethodChoice("denoise", "tv", {"w": 0.1})])
+        s = Session(image=x, masks=[MaskLayer("m", m)], methods=[MethodChoice("denoise", "tv", {"lam": 0.1})])
         with tempfile.TemporaryDirectory() as td:
             p = save_session(Path(td) / "selftest.rlsession", s)
             t = load_session(p)

@@ -2,19 +2,52 @@
 
 A session is a JSON document (``format: "restorelab-session"``, ``version: 1``) plus one
 sidecar ``.npz`` holding every array (masks, clone masks, the working image, sampler
-samples/mean/std), written with ``numpy.savez`` on numeric arrays only and read back with
-``allow_pickle=False``. The JSON names the sidecar and its SHA-256::
+samples/mean/std/logs/frames), written with ``numpy.savez`` on numeric arrays only and
+read back with ``allow_pickle=False``. The JSON names the sidecar and its SHA-256::
 
     photo.rlsession                         the JSON document
     photo.rlsession.<sha16>.npz             its arrays (content-addressed)
 
 Saving is atomic and crash-safe: the sidecar is written first under a new name derived from
 its content, then the JSON replaces the old one with :func:`os.replace`, then sidecars no
-longer referenced are removed. A process killed at any point leaves either the old session
-or the new one, both complete. Reading checks everything and raises :class:`SessionError`
-with one clear sentence for a newer version, damaged JSON, a missing or corrupt sidecar;
-a changed or missing source image is *not* an error: ``Session.image_changed`` /
-``Session.image_missing`` are set and a warning is added to ``Session.warnings``.
+longer referenced are removed, all through :func:`restorelab.safety.atomic_write`. A
+process killed at any point leaves either the old session or the new one, both complete.
+Two processes (or threads) saving the same session are serialised by an exclusive
+``fcntl.flock`` on ``.NAME.lock`` beside it (removed by its holder). A reader that finds
+the sidecar it was told about already replaced by a concurrent save reads the new
+document again, so it never reports a missing array file for a complete session.
+
+Reading trusts nothing in the file:
+
+* **Names are never patterns.** The sidecars of ``NAME`` are the folder entries named
+  ``NAME.<16 hex>.npz``, compared as strings (a name may hold ``[1]``, ``?``, ``*``).
+* **Only regular files are opened**, checked with ``os.stat`` before the open and
+  ``fstat`` after an ``O_NONBLOCK`` open: a FIFO, ``/dev/zero``, ``/dev/urandom``, a
+  socket or a folder named by a session is refused at once with :class:`SessionError`,
+  never read (so nothing blocks or reads forever).
+* **The image path.** A relative ``image_path`` is resolved against the session's folder
+  (not the current directory) and must stay inside it: ``../`` or a link leading out is
+  refused. An absolute path is the user's own photo elsewhere and is allowed, but only a
+  regular file; it is hashed up to :data:`MAX_HASH_BYTES` (a larger file is not compared,
+  and a warning says so). The resolved file is ``Session.image_file``.
+* **Bounded arrays.** Every array the document declares (shape, dtype) is checked before
+  the sidecar is opened: the working image within the pixel limit
+  (:func:`restorelab.io.max_pixels_limit`), masks of the image's size, and all arrays
+  together within :func:`sidecar_budget` (proportional to the declared image, never over
+  :func:`restorelab.io.memory_budget`). Each zip member's declared uncompressed size and
+  its ``.npy`` header must match the declaration before a byte is decompressed, so a
+  2 MB zip bomb costs nothing.
+* **Finite pixels.** A working image, mask or sampler result holding NaN or ±inf is
+  refused (never silently turned into zeros).
+* **Valid parameters.** :func:`validate_session` checks every method choice against the
+  declared :class:`~restorelab.params.Param` of its method (type and range), σ against
+  its range, seeds and clone placements, so an application can replace its document only
+  with a session that restores completely.
+
+Errors are :class:`SessionError` with one clear sentence (a newer version, damaged JSON, a
+missing or corrupt sidecar, any refusal above). A changed or missing source image is *not*
+an error: ``Session.image_changed`` / ``Session.image_missing`` are set and a warning is
+added to ``Session.warnings``.
 
 :class:`Autosaver` writes the current session into a folder every few minutes (and when
 asked, e.g. after a completed job) and lists what a crashed run left behind.
@@ -24,11 +57,14 @@ asked, e.g. after a completed job) and lists what a crashed run left behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
 import math
 import os
+import re
+import stat
 import time
 import uuid
 import zipfile
@@ -40,7 +76,13 @@ from typing import Any
 
 import numpy as np
 
-from restorelab.safety import atomic_write, check_free_space, cleanup_stale_temps, pid_alive
+from restorelab.safety import NAME_MAX, atomic_write, check_free_space, cleanup_stale_temps, pid_alive
+from restorelab.sample_result import SampleResult
+
+try:  # POSIX; elsewhere saves are not serialised between processes
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "FORMAT",
@@ -50,10 +92,15 @@ __all__ = [
     "MaskLayer",
     "ClonePlacement",
     "MethodChoice",
-    "SamplerResult",
+    "SampleResult",
     "Session",
     "save_session",
     "load_session",
+    "validate_session",
+    "sidecar_budget",
+    "resolve_image_path",
+    "sample_result_to_json",
+    "sample_result_from_json",
     "file_sha256",
     "Autosaver",
     "RecoverableSession",
@@ -66,8 +113,19 @@ SUFFIX = ".rlsession"
 #: largest JSON document read (bytes) and largest array accepted (elements)
 MAX_JSON_BYTES = 64 << 20
 MAX_ARRAY_ELEMENTS = 1 << 31
-#: largest total of decompressed array bytes read from one sidecar (a zip bomb stops here)
-MAX_SIDECAR_BYTES = 16 << 30
+#: bytes a session's arrays may hold per pixel of its declared image: 64 full-size float32
+#: RGBA planes (image, masks, clone masks, sampler samples/mean/std) ...
+SIDECAR_BYTES_PER_PIXEL = 64 * 16
+#: ... plus this much whatever the image (logs, thumbnails, clone masks of other images)
+SIDECAR_BASE_BYTES = 64 << 20
+#: a source image larger than this is not hashed when a session is read (a warning says so)
+MAX_HASH_BYTES = 4 << 30
+#: longest session file name (bytes): its sidecar ``NAME.<16 hex>.npz`` must fit in 255 bytes
+MAX_NAME_BYTES = NAME_MAX - len(".0123456789abcdef.npz")
+#: seeds are stored as non-negative integers below this
+SEED_LIMIT = 2**63
+#: largest clone offset (pixels) along either axis
+MAX_OFFSET = 1 << 24
 _ARRAY_DTYPES = {"bool", "uint8", "uint16", "int32", "int64", "float32", "float64"}
 CLONE_MODES = ("import", "mixed", "average", "paste", "replace")
 
@@ -139,6 +197,15 @@ def _num(v: Any, what: str) -> float:
     return f
 
 
+def _check_mask_values(m: np.ndarray, what: str) -> None:
+    """A float mask must be finite and within [0, 1] (a NaN is not silently 0)."""
+    if m.dtype.kind == "f":
+        if not np.isfinite(m).all():
+            raise SessionError(f"{what} holds NaN or infinite values")
+        if m.size and (float(m.min()) < 0.0 or float(m.max()) > 1.0):
+            raise SessionError(f"{what} has values outside [0, 1]")
+
+
 def _as_tuple(t: type | tuple[type, ...]) -> tuple[type, ...]:
     return t if isinstance(t, tuple) else (t,)
 
@@ -196,6 +263,7 @@ class MaskLayer:
         assert m is not None
         if m.ndim != 2:
             raise SessionError(f"damaged session: mask {name!r} is not 2-D")
+        _check_mask_values(m, f"mask {name!r}")
         return cls(name=name, mask=m, visible=bool(_opt(d, "visible", bool, "mask", True)))
 
 
@@ -238,6 +306,7 @@ class ClonePlacement:
         assert m is not None
         if m.ndim != 2:
             raise SessionError("damaged session: clone mask is not 2-D")
+        _check_mask_values(m, "the clone mask")
         return cls(
             source_id=_req(d, "source_id", str, "clone"),
             mask=m,
@@ -281,50 +350,84 @@ class MethodChoice:
         )
 
 
-@dataclass
-class SamplerResult:
-    """Result of an implicit-prior sampler run: K samples (K, H, W[, C]), their mean and
-    per-pixel standard deviation, and the σ_t / h_t log of the run(s)."""
+def _stack(arrays: list[np.ndarray] | None) -> np.ndarray | None:
+    if arrays is None or len(arrays) == 0:
+        return None
+    return np.stack([np.asarray(x) for x in arrays])
 
-    method: str
-    samples: np.ndarray | None = None
-    mean: np.ndarray | None = None
-    std: np.ndarray | None = None
-    sigma_log: list[float] = field(default_factory=list)
-    h_log: list[float] = field(default_factory=list)
-    params: dict[str, Any] = field(default_factory=dict)
-    seed: int | None = None
 
-    def to_json(self, arrays: dict[str, np.ndarray], key: str) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "params": _plain(self.params, "sampler params"),
-            "seed": None if self.seed is None else int(self.seed),
-            "sigma_log": [_plain(float(v), "sigma_log") for v in self.sigma_log],
-            "h_log": [_plain(float(v), "h_log") for v in self.h_log],
-            "samples": _arr_ref(arrays, key + "/samples", self.samples),
-            "mean": _arr_ref(arrays, key + "/mean", self.mean),
-            "std": _arr_ref(arrays, key + "/std", self.std),
-        }
+def sample_result_to_json(r: SampleResult, arrays: dict[str, np.ndarray], key: str) -> dict[str, Any]:
+    """Every field of a :class:`SampleResult`: numbers and text in the JSON, arrays (the
+    samples stacked (K, H, W[, C]), mean, std, the log rows (T, 3), σ per sample (T, K),
+    the frames stacked with their iteration numbers, the degraded image) in the sidecar."""
+    log = np.asarray([[float(v) for v in row] for row in r.log], dtype=np.float64).reshape(-1, 3)
+    sig = np.asarray(r.sigma_log)
+    if sig.dtype.name not in ("float32", "float64"):
+        sig = sig.astype(np.float64)
+    return {
+        "method": r.method,
+        "params": _plain(r.params, "sampler params"),
+        "seed": None if r.seed is None else int(r.seed),
+        "iterations": int(r.iterations),
+        "converged": bool(r.converged),
+        "message": str(r.message),
+        "seconds": _plain(float(r.seconds), "sampler seconds"),
+        "consistency": None if r.consistency is None else _plain(float(r.consistency), "consistency"),
+        "samples": _arr_ref(arrays, key + "/samples", _stack(r.samples)),
+        "mean": _arr_ref(arrays, key + "/mean", r.mean),
+        "std": _arr_ref(arrays, key + "/std", r.std),
+        "log": _arr_ref(arrays, key + "/log", log),
+        "sigma_log": _arr_ref(arrays, key + "/sigma_log", sig),
+        "frame_steps": [int(t) for t, _ in r.frames],
+        "frames": _arr_ref(arrays, key + "/frames", _stack([f for _, f in r.frames])),
+        "degraded": _arr_ref(arrays, key + "/degraded", r.degraded),
+    }
 
-    @classmethod
-    def from_json(cls, d: Any, arrays: Mapping[str, np.ndarray]) -> SamplerResult:
-        if not isinstance(d, dict):
-            raise SessionError("damaged session: a sampler entry is not an object")
-        logs = {}
-        for k in ("sigma_log", "h_log"):
-            v = _opt(d, k, list, "sampler", [])
-            logs[k] = [_num(x, f"sampler {k}") for x in v]
-        return cls(
-            method=_req(d, "method", str, "sampler"),
-            samples=_get_arr(d.get("samples"), arrays, "sampler samples", optional=True),
-            mean=_get_arr(d.get("mean"), arrays, "sampler mean", optional=True),
-            std=_get_arr(d.get("std"), arrays, "sampler std", optional=True),
-            sigma_log=logs["sigma_log"],
-            h_log=logs["h_log"],
-            params=_check_plain(_opt(d, "params", dict, "sampler", {}), "sampler params"),
-            seed=_opt(d, "seed", int, "sampler"),
-        )
+
+def sample_result_from_json(d: Any, arrays: Mapping[str, np.ndarray]) -> SampleResult:
+    """The :class:`SampleResult` saved by :func:`sample_result_to_json` (SessionError when damaged)."""
+    if not isinstance(d, dict):
+        raise SessionError("damaged session: a sampler entry is not an object")
+    samples = _get_arr(d.get("samples"), arrays, "sampler samples", optional=True)
+    mean = _get_arr(d.get("mean"), arrays, "sampler mean")
+    std = _get_arr(d.get("std"), arrays, "sampler std")
+    log = _get_arr(d.get("log"), arrays, "sampler log")
+    sig = _get_arr(d.get("sigma_log"), arrays, "sampler sigma_log")
+    frames = _get_arr(d.get("frames"), arrays, "sampler frames", optional=True)
+    degraded = _get_arr(d.get("degraded"), arrays, "sampler degraded image", optional=True)
+    assert mean is not None and std is not None and log is not None and sig is not None
+    for a, what in ((mean, "mean"), (std, "std"), (samples, "samples"), (frames, "frames"),
+                    (degraded, "degraded image")):
+        if a is not None and (a.dtype.kind != "f" or not np.isfinite(a).all()):
+            raise SessionError(f"damaged session: the sampler {what} holds NaN or infinite values")
+    if mean.ndim not in (2, 3) or std.shape != mean.shape:
+        raise SessionError("damaged session: the sampler mean and std must be images of one shape")
+    if samples is not None and samples.shape[1:] != mean.shape:
+        raise SessionError("damaged session: the sampler samples do not have the mean's shape")
+    if log.ndim != 2 or log.shape[1] != 3 or sig.ndim != 2 or sig.shape[0] != log.shape[0]:
+        raise SessionError("damaged session: the sampler logs have the wrong shape")
+    steps = _opt(d, "frame_steps", list, "sampler", [])
+    if not all(isinstance(t, int) and not isinstance(t, bool) for t in steps) or \
+            len(steps) != (0 if frames is None else frames.shape[0]):
+        raise SessionError("damaged session: the sampler frames do not match their iteration numbers")
+    consistency = _opt(d, "consistency", (int, float), "sampler")
+    return SampleResult(
+        samples=[] if samples is None else list(samples),
+        mean=mean,
+        std=std,
+        log=[(int(t), float(sv), float(h)) for t, sv, h in log.tolist()],
+        sigma_log=sig,
+        iterations=_opt(d, "iterations", int, "sampler", 0),
+        converged=_opt(d, "converged", bool, "sampler", False),
+        message=_opt(d, "message", str, "sampler", ""),
+        frames=[] if frames is None else [(t, f) for t, f in zip(steps, frames, strict=True)],
+        seconds=_num(_opt(d, "seconds", (int, float), "sampler", 0.0), "sampler seconds"),
+        params=_check_plain(_opt(d, "params", dict, "sampler", {}), "sampler params"),
+        consistency=None if consistency is None else _num(consistency, "sampler consistency"),
+        degraded=degraded,
+        method=_req(d, "method", str, "sampler"),
+        seed=_opt(d, "seed", int, "sampler"),
+    )
 
 
 @dataclass
@@ -345,11 +448,12 @@ class Session:
     clones: list[ClonePlacement] = field(default_factory=list)
     methods: list[MethodChoice] = field(default_factory=list)
     history: list[MethodChoice] = field(default_factory=list)
-    sampler_results: list[SamplerResult] = field(default_factory=list)
+    sampler_results: list[SampleResult] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     saved_at: str | None = None
     # set by load_session, not saved
+    image_file: Path | None = field(default=None, compare=False)
     image_changed: bool = field(default=False, compare=False)
     image_missing: bool = field(default=False, compare=False)
     warnings: list[str] = field(default_factory=list, compare=False)
@@ -367,6 +471,8 @@ class Session:
             im = np.asarray(self.image)
             if im.ndim not in (2, 3):
                 raise ValueError(f"session image must be (H,W) or (H,W,C), got shape {im.shape}")
+            if im.dtype.kind == "f" and not np.isfinite(im).all():
+                raise ValueError("the working image holds NaN or infinite values (not storable)")
         names = [m.name for m in self.masks]
         if len(set(names)) != len(names):
             raise ValueError(f"mask names must be unique, got {names}")
@@ -383,7 +489,7 @@ class Session:
             "methods": [m.to_json() for m in self.methods],
             "history": [m.to_json() for m in self.history],
             "sampler_results": [
-                s.to_json(arrays, f"sampler/{i}") for i, s in enumerate(self.sampler_results)
+                sample_result_to_json(r, arrays, f"sampler/{i}") for i, r in enumerate(self.sampler_results)
             ],
             "extra": _plain(self.extra, "extra"),
         }
@@ -397,6 +503,8 @@ class Session:
         image = _get_arr(doc.get("image"), arrays, "image", optional=True)
         if image is not None and (image.ndim not in (2, 3) or image.dtype != np.float32):
             raise SessionError("damaged session: the working image must be float32 (H,W) or (H,W,C)")
+        if image is not None and not np.isfinite(image).all():
+            raise SessionError("the working image holds NaN or infinite values, which cannot be restored")
         masks = [MaskLayer.from_json(d, arrays) for d in _opt(doc, "masks", list, "session", [])]
         if image is not None:
             for m in masks:
@@ -413,7 +521,7 @@ class Session:
             methods=[MethodChoice.from_json(d) for d in _opt(doc, "methods", list, "session", [])],
             history=[MethodChoice.from_json(d) for d in _opt(doc, "history", list, "session", [])],
             sampler_results=[
-                SamplerResult.from_json(d, arrays) for d in _opt(doc, "sampler_results", list, "session", [])
+                sample_result_from_json(d, arrays) for d in _opt(doc, "sampler_results", list, "session", [])
             ],
             extra=_check_plain(_opt(doc, "extra", dict, "session", {}), "extra"),
             session_id=_opt(doc, "session_id", str, "session") or uuid.uuid4().hex,
@@ -421,29 +529,155 @@ class Session:
         )
 
 
-# ----------------------------------------------------------------------------- save / load
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a file's bytes, read in 1 MB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
+# ----------------------------------------------------------------------------- files
+def _kind_of(mode: int) -> str:
+    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def _open_regular(path: Path) -> tuple[Any, int]:
+    """Open ``path`` for reading only if it is a regular file; returns (file, size).
+
+    ``os.stat`` first (a FIFO would block the open, ``/dev/zero`` would never end), then an
+    ``O_NONBLOCK`` open and ``fstat`` on the descriptor (the name may have been replaced in
+    between). ``OSError`` for a missing or unreadable file; :class:`SessionError` naming
+    what the path is otherwise."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise SessionError(f"{path} is {_kind_of(st.st_mode)}, not a regular file")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SessionError(f"{path} is {_kind_of(st.st_mode)}, not a regular file")
+        return os.fdopen(fd, "rb"), int(st.st_size)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_regular(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (SessionError otherwise)."""
+    f, size = _open_regular(path)
+    with f:
+        if size > limit:
+            raise SessionError(f"{what} {path.name} is too large ({size} bytes, at most {limit})")
+        data = f.read(size + 1)  # a read of n bytes allocates n: the file's size, not the limit
+    if len(data) > limit:
+        raise SessionError(f"{what} {path.name} is too large (over {limit} bytes)")
+    return data
+
+
+def file_sha256(path: str | os.PathLike, *, max_bytes: int | None = None) -> str | None:
+    """SHA-256 (hex) of a regular file's bytes, read in 1 MB blocks.
+
+    Raises ``OSError`` when the file cannot be read and :class:`SessionError` when it is
+    not a regular file (a FIFO or a device is never read). With ``max_bytes``, a larger
+    file is not hashed and None is returned."""
+    f, size = _open_regular(Path(path))
+    with f:
+        if max_bytes is not None and size > max_bytes:
+            return None
+        h = hashlib.sha256()
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
 
 
+_SIDECAR_RE = re.compile(r"\.[0-9a-f]{16}\.npz")
+
+
 def _sidecars(path: Path) -> list[Path]:
-    return [p for p in path.parent.glob(path.name + ".*.npz") if p.is_file()]
+    """The sidecars of the session ``path``: the entries of its folder named
+    ``NAME.<16 hex>.npz``, matched as plain strings (a name is never a pattern)."""
+    parent = path.parent if str(path.parent) else Path(".")
+    head = path.name
+    out = []
+    try:
+        with os.scandir(parent) as it:
+            for e in it:
+                n = e.name
+                if n.startswith(head) and _SIDECAR_RE.fullmatch(n[len(head):]):
+                    with contextlib.suppress(OSError):
+                        if e.is_file(follow_symlinks=False):
+                            out.append(parent / n)
+    except OSError:
+        return []
+    return sorted(out)
+
+
+def _lock_name(p: Path) -> Path:
+    name = f".{p.name}.lock"
+    if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        digest = hashlib.sha256(p.name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        name = f".{p.name.encode('utf-8', 'surrogateescape')[:200].decode('utf-8', 'ignore')}.{digest}.lock"
+    return p.with_name(name)
+
+
+#: longest wait (s) for another process's save of the same session
+LOCK_TIMEOUT_S = 120.0
+
+
+@contextlib.contextmanager
+def _save_lock(p: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Any:
+    """Hold an exclusive ``flock`` on ``.NAME.lock`` beside the session while saving.
+
+    The holder removes the lock file before releasing it; a waiter that gets the lock on a
+    file that was removed meanwhile (its inode is no longer the name's) tries again, so two
+    savers never both believe they hold it."""
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    lock = _lock_name(p)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise OSError(errno.EBUSY, f"{p.name} is being saved by another process "
+                                      f"(waited {timeout_s:g} s)", str(p)) from None
+                    time.sleep(0.005)
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(lock))
+            except FileNotFoundError:
+                same = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
 
 
 def save_session(path: str | os.PathLike, session: Session, *, compress: bool = True) -> Path:
     """Write ``session`` to ``path`` (JSON) and its sidecar ``path.<sha16>.npz``, atomically.
 
     Order: sidecar (temporary file + rename, name from its content) → JSON (temporary file
-    + ``os.replace``) → removal of sidecars no longer referenced. Killed at any point, the
-    previous session (or the new one) stays complete; a full disk or a read-only folder
-    raises ``OSError`` and leaves the previous files as they were. Returns the JSON path.
+    + ``os.replace``) → removal of sidecars no longer referenced, under an exclusive lock on
+    ``.NAME.lock`` (concurrent saves of one session run one after the other). Killed at any
+    point, the previous session (or the new one) stays complete; a full disk or a read-only
+    folder raises ``OSError`` and leaves the previous files as they were. Returns the JSON path.
     """
     p = Path(path)
+    n = len(p.name.encode("utf-8", "surrogateescape"))
+    if n > MAX_NAME_BYTES:
+        raise OSError(errno.ENAMETOOLONG, f"session file name of {n} bytes is too long: at most "
+                      f"{MAX_NAME_BYTES} bytes, so that its array file NAME.<hash>.npz fits in 255", str(p))
     doc, arrays = session.to_json()
     buf = io.BytesIO()
     for a in arrays.values():
@@ -456,26 +690,114 @@ def save_session(path: str | os.PathLike, session: Session, *, compress: bool = 
     text = json.dumps({**doc, "sidecar": {"file": side.name, "sha256": digest, "bytes": len(data)}},
                       indent=1, allow_nan=False)
     check_free_space(p.parent if str(p.parent) else ".", len(data) + len(text))
-    cleanup_stale_temps(p, family=True)  # of this document and of its sidecars
-    if not (side.is_file() and side.stat().st_size == len(data) and file_sha256(side) == digest):
-        with atomic_write(side, "wb") as f:
-            f.write(data)
-    with atomic_write(p, "w") as f:
-        f.write(text)
+    with _save_lock(p):
+        cleanup_stale_temps(p, family=True)  # of this document and of its sidecars
+        if not _same_file_content(side, data, digest):
+            with atomic_write(side, "wb") as f:
+                f.write(data)
+        with atomic_write(p, "w") as f:
+            f.write(text)
+        for old in _sidecars(p):
+            if old.name != side.name:
+                with contextlib.suppress(OSError):
+                    old.unlink()
     session.saved_at = doc["saved_at"]
-    for old in _sidecars(p):
-        if old.name != side.name:
-            with contextlib.suppress(OSError):
-                old.unlink()
     return p
 
 
-def _read_npz(path: Path, expected_sha: str | None) -> dict[str, np.ndarray]:
-    """Read the sidecar with checks before any large allocation (no pickle)."""
+def _same_file_content(side: Path, data: bytes, digest: str) -> bool:
     try:
-        data = path.read_bytes()
+        return (side.stat().st_size == len(data) and file_sha256(side) == digest)
+    except (OSError, SessionError):
+        return False
+
+
+def sidecar_budget(image_shape: tuple[int, ...] | None) -> int:
+    """Bytes the arrays of a session whose working image has ``image_shape`` may hold:
+    :data:`SIDECAR_BASE_BYTES` plus :data:`SIDECAR_BYTES_PER_PIXEL` per pixel, at most
+    :func:`restorelab.io.memory_budget`. Every array of a session is tied to its image
+    (masks of its size, sampler crops of it), so a small image cannot declare gigabytes."""
+    from restorelab.io import memory_budget
+
+    px = 0 if not image_shape else int(image_shape[0]) * int(image_shape[1])
+    return int(min(memory_budget(), SIDECAR_BASE_BYTES + SIDECAR_BYTES_PER_PIXEL * px))
+
+
+def _array_refs(doc: Any, what: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Every ``{"$array": key, "shape": [...], "dtype": ...}`` of the document, checked
+    (non-negative integer shapes, numeric dtypes, one declaration per key)."""
+    out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+
+    def walk(v: Any, depth: int) -> None:
+        if depth > 40:
+            raise SessionError(f"{what} is damaged: nested too deeply")
+        if isinstance(v, dict):
+            if "$array" in v:
+                key, shape, dt = v.get("$array"), v.get("shape"), v.get("dtype")
+                if (not isinstance(key, str) or not isinstance(shape, list) or len(shape) > 8
+                        or not all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 2**40
+                                   for k in shape)
+                        or not isinstance(dt, str) or dt not in _ARRAY_DTYPES):
+                    raise SessionError(f"{what} is damaged: bad array declaration {str(v)[:80]}")
+                ref = (tuple(shape), np.dtype(dt))
+                if out.setdefault(key, ref) != ref:
+                    raise SessionError(f"{what} is damaged: array {key!r} is declared twice")
+                return
+            for x in v.values():
+                walk(x, depth + 1)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x, depth + 1)
+
+    walk(doc, 0)
+    return out
+
+
+def _check_declared(refs: dict[str, tuple[tuple[int, ...], np.dtype]], what: str) -> int:
+    """Check the declared arrays against the image they belong to, before any is read;
+    returns their total size in bytes."""
+    from restorelab.io import max_pixels_limit
+
+    limit = max_pixels_limit()
+    image = refs.get("image")
+    image_shape = image[0] if image is not None else None
+    if image_shape is not None:
+        if len(image_shape) not in (2, 3) or (len(image_shape) == 3 and image_shape[2] not in (1, 2, 3, 4)):
+            raise SessionError(f"{what} is damaged: the working image has shape {list(image_shape)}")
+        if image_shape[0] * image_shape[1] > limit:
+            raise SessionError(f"{what}: the working image of {image_shape[1]}x{image_shape[0]} pixels is "
+                               f"over the limit of {limit:,} pixels (RESTORELAB_MAX_PIXELS)")
+        for key, (shape, _dt) in refs.items():
+            if key.startswith("mask/") and tuple(shape) != tuple(image_shape[:2]):
+                raise SessionError(f"{what} is damaged: mask {key!r} is {list(shape)}, the image "
+                                   f"{list(image_shape[:2])}")
+    total = 0
+    for key, (shape, dt) in refs.items():
+        n = math.prod(shape)
+        if n > MAX_ARRAY_ELEMENTS:
+            raise SessionError(f"{what} is damaged: array {key!r} of shape {list(shape)} is too large")
+        total += n * dt.itemsize
+    budget = sidecar_budget(image_shape)
+    if total > budget:
+        raise SessionError(f"{what}: its arrays declare {total / 2**20:.0f} MiB, over the budget of "
+                           f"{budget / 2**20:.0f} MiB for its image (RESTORELAB_MAX_MEMORY)")
+    return total
+
+
+class _SidecarMissing(SessionError):
+    pass
+
+
+def _read_npz(path: Path, expected_sha: str | None,
+              refs: dict[str, tuple[tuple[int, ...], np.dtype]], total: int) -> dict[str, np.ndarray]:
+    """Read the sidecar (a regular file, no pickle), checking each zip member's declared
+    uncompressed size and ``.npy`` header against the document's declaration before
+    decompressing it."""
+    limit = total + (1 << 20) + 1024 * len(refs)
+    try:
+        data = _read_regular(path, limit, "the session's array file")
     except FileNotFoundError:
-        raise SessionError(
+        raise _SidecarMissing(
             f"the session's array file {path.name} is missing (copy it beside the session)"
         ) from None
     except OSError as e:
@@ -483,12 +805,21 @@ def _read_npz(path: Path, expected_sha: str | None) -> dict[str, np.ndarray]:
     if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
         raise SessionError(f"the session's array file {path.name} is corrupt (checksum mismatch)")
     out: dict[str, np.ndarray] = {}
-    budget = MAX_SIDECAR_BYTES
+    bad = f"the session's array file {path.name}"
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
-            for info in z.infolist():
-                if not info.filename.endswith(".npy"):
-                    raise SessionError(f"the session's array file {path.name} holds an unexpected member")
+            infos = z.infolist()
+            if len(infos) > len(refs):
+                raise SessionError(f"{bad} holds arrays the document does not declare")
+            for info in infos:
+                key = info.filename[:-4]
+                if not info.filename.endswith(".npy") or key not in refs or key in out:
+                    raise SessionError(f"{bad} holds an unexpected member")
+                shape_d, dtype_d = refs[key]
+                nbytes = math.prod(shape_d) * dtype_d.itemsize
+                if not nbytes <= info.file_size <= nbytes + 65536:
+                    raise SessionError(f"{bad} is corrupt (array {key!r} declares {info.file_size} bytes, "
+                                       f"the document {nbytes})")
                 with z.open(info) as f:
                     version = np.lib.format.read_magic(f)
                     if version == (1, 0):
@@ -497,45 +828,30 @@ def _read_npz(path: Path, expected_sha: str | None) -> dict[str, np.ndarray]:
                         shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
                     else:
                         raise ValueError(f"unsupported .npy version {version}")
-                    if dtype.hasobject or dtype.name not in _ARRAY_DTYPES:
-                        raise SessionError(f"the session's array file {path.name} holds a {dtype} array")
-                    if any(int(k) < 0 for k in shape):
-                        raise SessionError(f"the session's array file {path.name} is corrupt (bad shape)")
-                    n = math.prod(shape)
-                    if n > MAX_ARRAY_ELEMENTS or n * dtype.itemsize > min(info.file_size, budget):
-                        raise SessionError(f"the session's array file {path.name} is corrupt (bad size)")
-                    budget -= n * dtype.itemsize
-                    raw = f.read(n * dtype.itemsize)
-                    if len(raw) != n * dtype.itemsize:
-                        raise SessionError(f"the session's array file {path.name} is truncated")
+                    if tuple(shape) != shape_d or dtype != dtype_d:
+                        raise SessionError(f"{bad} is corrupt (array {key!r} is {shape} {dtype}, the "
+                                           f"document says {list(shape_d)} {dtype_d})")
+                    raw = f.read(nbytes)
+                    if len(raw) != nbytes:
+                        raise SessionError(f"{bad} is truncated")
                     a = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C")
-                    out[info.filename[:-4]] = np.array(a)  # own, writable copy
+                    out[key] = np.array(a)  # own, writable copy
     except SessionError:
         raise
     except (Exception, MemoryError) as e:  # zipfile, zlib, numpy's header parser (even tokenize.TokenError)
-        raise SessionError(f"the session's array file {path.name} is corrupt ({type(e).__name__})") from None
+        raise SessionError(f"{bad} is corrupt ({type(e).__name__})") from None
     return out
 
 
-def load_session(path: str | os.PathLike, *, check_image: bool = True) -> Session:
-    """Read a session written by :func:`save_session`.
-
-    Raises :class:`SessionError` (one clear sentence) for a file that is not a session, a
-    newer version, damaged JSON, a missing or corrupt sidecar. When the source image file
-    changed since the save (SHA-256 differs) or is gone, the session still loads, with
-    ``image_changed`` / ``image_missing`` set and a message in ``warnings``.
-    """
-    p = Path(path)
+def _read_document(p: Path) -> dict[str, Any]:
     try:
-        size = p.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise SessionError(f"{p.name} is not a session file (too large: {size} bytes)")
-        raw = p.read_bytes()
+        raw = _read_regular(p, MAX_JSON_BYTES, "the session file")
     except FileNotFoundError:
         raise SessionError(f"no session file at {p}") from None
-    except IsADirectoryError:
-        raise SessionError(f"{p} is a folder, not a session file") from None
     except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise SessionError(f"the session file name is too long ({len(p.name.encode())} bytes; "
+                               "file systems allow 255)") from None
         raise SessionError(f"cannot read {p}: {e.strerror or e}") from None
     try:
         doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
@@ -553,36 +869,211 @@ def load_session(path: str | os.PathLike, *, check_image: bool = True) -> Sessio
             f"{p.name} was written by a newer restorelab (session version {ver}; this one reads up to "
             f"{VERSION}); update restorelab to open it"
         )
+    return doc
+
+
+def _load_arrays(p: Path, doc: dict[str, Any]) -> dict[str, np.ndarray]:
+    refs = _array_refs(doc, p.name)
+    total = _check_declared(refs, p.name)
     side = doc.get("sidecar")
-    arrays: dict[str, np.ndarray] = {}
-    if side is not None:
-        if (not isinstance(side, dict) or not isinstance(side.get("file"), str)
-                or not isinstance(side.get("sha256"), str)):
-            raise SessionError(f"{p.name} is damaged: bad sidecar entry")
-        name = side["file"]
-        if Path(name).name != name or not name.endswith(".npz"):
-            raise SessionError(f"{p.name} is damaged: bad sidecar file name")
-        arrays = _read_npz(p.with_name(name), side["sha256"])
+    if side is None:
+        if refs:
+            raise SessionError(f"{p.name} is damaged: it declares arrays but names no array file")
+        return {}
+    if (not isinstance(side, dict) or not isinstance(side.get("file"), str)
+            or not isinstance(side.get("sha256"), str)):
+        raise SessionError(f"{p.name} is damaged: bad sidecar entry")
+    name = side["file"]
+    if Path(name).name != name or not name.endswith(".npz") or name in (".", "..") or "\x00" in name:
+        raise SessionError(f"{p.name} is damaged: bad sidecar file name")
+    return _read_npz(p.with_name(name), side["sha256"], refs, total)
+
+
+def resolve_image_path(session_path: str | os.PathLike, image_path: str) -> Path:
+    """The file a session's ``image_path`` names: an absolute path as it is, a relative one
+    against the session's folder, where it must stay (SessionError for ``../`` or a link
+    leading out of the folder)."""
+    if "\x00" in image_path:
+        raise SessionError("damaged session: the image path holds a NUL character")
+    ip = Path(image_path)
+    if ip.is_absolute():
+        return ip
+    folder = Path(os.path.abspath(Path(session_path).parent))
+    target = folder / ip
+    try:
+        inside = Path(os.path.realpath(target)).is_relative_to(os.path.realpath(folder))
+    except (OSError, ValueError):
+        inside = False
+    if not inside or ".." in ip.parts:
+        raise SessionError(f"the image path {image_path!r} leads out of the session's folder; a relative "
+                           "image path must name a file inside it")
+    return target
+
+
+def load_session(path: str | os.PathLike, *, check_image: bool = True) -> Session:
+    """Read a session written by :func:`save_session` and validate it (:func:`validate_session`).
+
+    Raises :class:`SessionError` (one clear sentence) for a file that is not a session, a
+    newer version, damaged JSON, a missing or corrupt sidecar, a path that is not a regular
+    file or leaves the session's folder, arrays over the budget, NaN pixels or parameters
+    out of their declared ranges (see the module docstring). When the source image file
+    changed since the save (SHA-256 differs) or is gone, the session still loads, with
+    ``image_changed`` / ``image_missing`` set and a message in ``warnings``.
+    """
+    p = Path(path)
+    for attempt in range(5):
+        doc = _read_document(p)
+        try:
+            arrays = _load_arrays(p, doc)
+            break
+        except _SidecarMissing:
+            # a concurrent save replaced the document and removed the array file it named:
+            # the new document names a complete one
+            if attempt == 4 or _read_document(p) == doc:
+                raise SessionError(
+                    f"the session's array file {doc['sidecar']['file']} is missing (copy it beside "
+                    "the session)") from None
     try:
         s = Session.from_json(doc, arrays)
     except SessionError as e:
         raise SessionError(f"{p.name}: {e}") from None
     except RecursionError:
         raise SessionError(f"{p.name} is damaged: nested too deeply") from None
-    if check_image and s.image_path:
-        ip = Path(s.image_path)
-        if not ip.is_absolute():
-            ip = p.parent / ip
-        try:
-            h = file_sha256(ip)
-        except OSError:
-            s.image_missing = True
-            s.warnings.append(f"the image {s.image_path} is missing; the session's own pixels are used")
-        else:
-            if s.image_sha256 and h != s.image_sha256:
-                s.image_changed = True
-                s.warnings.append(f"the image {s.image_path} changed since the session was saved")
+    try:
+        validate_session(s)
+    except SessionError as e:
+        raise SessionError(f"{p.name}: {e}") from None
+    if s.image_path:
+        ip = resolve_image_path(p, s.image_path)
+        s.image_file = ip
+        if check_image:
+            _check_image_file(s, ip)
     return s
+
+
+def _check_image_file(s: Session, ip: Path) -> None:
+    try:
+        h = file_sha256(ip, max_bytes=MAX_HASH_BYTES)
+    except SessionError as e:
+        raise SessionError(f"the session's image path: {e}") from None
+    except OSError:
+        s.image_missing = True
+        s.warnings.append(f"the image {s.image_path} is missing; the session's own pixels are used")
+        return
+    if h is None:
+        s.warnings.append(f"the image {s.image_path} is over {MAX_HASH_BYTES >> 30} GiB; whether it "
+                          "changed since the session was saved is not checked")
+    elif s.image_sha256 and h != s.image_sha256:
+        s.image_changed = True
+        s.warnings.append(f"the image {s.image_path} changed since the session was saved")
+
+
+# ----------------------------------------------------------------------------- validation
+def _declared_params(kind: str, name: str) -> tuple[Any, ...] | None:
+    """The declared parameters of the method ``name`` of the tool ``kind`` (None when this
+    restorelab does not have it)."""
+    if kind == "denoise":
+        from restorelab import denoise
+
+        try:
+            return tuple(denoise.get_class(name).params)
+        except KeyError:
+            return None
+    if kind in ("poisson", "edit"):
+        from restorelab.edit import OPERATIONS
+
+        decl = OPERATIONS.get(name)
+        return None if decl is None else tuple(decl)
+    if kind in ("sampler", "sample"):
+        from restorelab.prior import INVERSE_PARAMS, SAMPLER_PARAMS
+        from restorelab.prior.operators import TASK_PARAMS
+
+        if name == "sample":
+            return tuple(SAMPLER_PARAMS)
+        if name == "inpaint":
+            return tuple(INVERSE_PARAMS)
+        if name in TASK_PARAMS:
+            return tuple(INVERSE_PARAMS) + tuple(TASK_PARAMS[name])
+    return None
+
+
+def _strict_kind(p: Any, v: Any) -> bool:
+    """Whether the JSON value ``v`` has the declared kind of ``p`` (no conversions: a
+    string is not a number, a number is not a flag)."""
+    if v is None:
+        return True
+    if p.kind is bool:
+        return isinstance(v, bool)
+    if isinstance(v, bool):
+        return False
+    if p.kind is int:
+        return isinstance(v, int) or (isinstance(v, float) and v.is_integer())
+    if p.kind is float:
+        return isinstance(v, (int, float))
+    return isinstance(v, str)
+
+
+def _check_params(decl: tuple[Any, ...], values: Mapping[str, Any], sigma: float | None, what: str) -> None:
+    from restorelab.params import ParamError, resolve_params
+
+    byname = {p.name: p for p in decl}
+    for k, v in values.items():
+        if k in byname and not _strict_kind(byname[k], v):
+            raise SessionError(f"{what}: parameter {k!r} expects {byname[k].kind.__name__}, got {v!r}"[:300])
+    try:
+        resolve_params(decl, values, sigma)
+    except (ParamError, OverflowError) as e:
+        raise SessionError(f"{what}: {e}"[:300]) from None
+
+
+def _check_seed(seed: Any, what: str) -> None:
+    if seed is None:
+        return
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < SEED_LIMIT:
+        raise SessionError(f"{what}: seed {str(seed)[:40]} is out of range [0, 2^63)")
+
+
+def validate_session(s: Session) -> None:
+    """Check everything an application restores from ``s``, so that it can refuse a
+    session before replacing its document.
+
+    Each method choice (``methods`` and ``history``) of a known tool and method is checked
+    against that method's declared :class:`~restorelab.params.Param` (unknown names, wrong
+    types, values out of range: :class:`SessionError` naming the parameter and its range),
+    σ against :func:`restorelab.params.check_sigma`, seeds against [0, 2^63); clone
+    placements against the clone operation's declared parameters and offsets within
+    ±:data:`MAX_OFFSET`; sampler results' seeds and crop origins. Methods this restorelab
+    does not have are left to the application (it says they are not available).
+    """
+    from restorelab.params import check_sigma
+
+    for group, choices in (("method", s.methods), ("history entry", s.history)):
+        for m in choices:
+            what = f"{group} {m.kind}/{m.name}"[:120]
+            if m.sigma is not None:
+                try:
+                    check_sigma(m.sigma)
+                except ValueError as e:
+                    raise SessionError(f"{what}: {e}") from None
+            _check_seed(m.seed, what)
+            decl = _declared_params(m.kind, m.name)
+            if decl is not None:
+                _check_params(decl, m.params, m.sigma, what)
+    for c in s.clones:
+        if not all(abs(v) <= MAX_OFFSET for v in c.offset):
+            raise SessionError(f"clone offset {c.offset} is out of range (at most {MAX_OFFSET} pixels)")
+        decl = _declared_params("edit", "clone")
+        if decl is not None:
+            _check_params(tuple(d for d in decl if d.name != "mode"), c.params, None, "clone placement")
+    for r in s.sampler_results:
+        _check_seed(r.seed, "sampler result")
+        _check_seed(r.params.get("seed"), "sampler result")
+        origin = r.params.get("origin")
+        if origin is not None and not (
+                isinstance(origin, list) and len(origin) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_OFFSET
+                        for v in origin)):
+            raise SessionError(f"sampler result: bad crop origin {str(origin)[:40]}")
 
 
 def _reject_constant(name: str) -> Any:
@@ -679,10 +1170,10 @@ class Autosaver:
             if pid is not None and (pid == os.getpid() or pid_alive(pid)):
                 continue
             try:
-                doc = json.loads(f.read_text(encoding="utf-8"))
+                doc = json.loads(_read_regular(f, MAX_JSON_BYTES, "the autosave").decode("utf-8"))
                 saved, image = doc.get("saved_at"), doc.get("image_path")
                 mtime = f.stat().st_mtime
-            except (OSError, ValueError, AttributeError):
+            except (OSError, ValueError, AttributeError, RecursionError):  # SessionError is a ValueError
                 continue
             found.append(RecoverableSession(f, saved if isinstance(saved, str) else None,
                                             image if isinstance(image, str) else None, pid, mtime))

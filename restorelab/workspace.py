@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from restorelab.image import as_float_image
-from restorelab.session import ClonePlacement, MaskLayer, MethodChoice, SamplerResult, Session
+from restorelab.sample_result import SampleResult
+from restorelab.session import ClonePlacement, MaskLayer, MethodChoice, Session
 
 __all__ = ["Workspace", "mask_on", "mask_to_coverage", "PAINT_MASK"]
 
@@ -71,7 +72,7 @@ class Workspace:
     clones: list[ClonePlacement] = field(default_factory=list)
     methods: dict[str, MethodChoice] = field(default_factory=dict)
     history: list[MethodChoice] = field(default_factory=list)
-    sampler: SamplerResult | None = None
+    sampler: SampleResult | None = None
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -144,7 +145,7 @@ class Workspace:
             image=image,
             original=orig,
             mask=np.zeros(image.shape[:2], np.uint8),
-            path=Path(s.image_path) if s.image_path else None,
+            path=s.image_file if s.image_file is not None else Path(s.image_path) if s.image_path else None,
             bit_depth=bits if isinstance(bits, int) and not isinstance(bits, bool) else None,
             session_id=s.session_id,
         )

@@ -1,4 +1,4 @@
-"""Fault injection: out of memory, full disk, read-only folder, kill mid-save, crash mid-job.
+"""Fault injection: out of memory, full disk, read-only folder, kills, concurrent saves, crashes.
 
 ``restorelab bench faults`` runs every scenario below and prints one line per scenario with
 what is expected and what was observed:
@@ -10,8 +10,12 @@ what is expected and what was observed:
   ``RLIMIT_FSIZE`` in a child process, and a simulated ``ENOSPC`` from ``fsync``) and a
   read-only folder (real ``chmod`` when not root, simulated ``EACCES`` as root, since root
   ignores permissions) leave the previous file intact, for sessions and images;
-- a process killed with SIGKILL at random moments while it saves leaves the previous or the
-  new file complete, never a half-written one;
+- a process killed with SIGKILL at random moments while it saves (a session, one whose
+  name holds glob characters beside a sibling, an image, a model) leaves the previous or the
+  new file complete, never a half-written one, and the next save leaves no temporary file;
+- two processes saving one session while a third reads it: no error, one complete session;
+- any scenario that leaves a temporary file (:func:`restorelab.safety.stale_temps` with
+  ``include_live``) or a lock file fails;
 - a process killed in the middle of a job leaves an autosave that :class:`Autosaver`
   offers for recovery and that loads with the last completed result.
 """
@@ -63,7 +67,8 @@ def _session(i: int, big: bool = False) -> Any:
     h = 512 if big else 48
     img = r.random((h, h, 3), dtype=np.float32)
     m = r.random((h, h)) > 0.5
-    return Session(image=img, masks=[MaskLayer("m", m)], methods=[MethodChoice("denoise", "tv", {"i": i})],
+    return Session(image=img, masks=[MaskLayer("m", m)],
+                   methods=[MethodChoice("denoise", "tv", {"max_iter": 10 + i})],
                    extra={"i": i}, session_id="a" * 32)
 
 
@@ -158,10 +163,20 @@ def _check_previous_intact(
         now = reader(path)
     except Exception as e:  # noqa: BLE001
         return False, f"previous {kind} unreadable: {e}"
-    leftovers = [p.name for p in path.parent.iterdir() if p.name.startswith(".")]
+    leftovers = _leftovers(path)
     ok = now == before and not leftovers
     return ok, ("previous file intact" if now == before else "previous file CHANGED") + (
         f", leftovers {leftovers}" if leftovers else ", no temporary file left")
+
+
+def _leftovers(path: Path) -> list[str]:
+    """Temporary files of any writer (live or dead) beside ``path`` and its family
+    (:func:`restorelab.safety.stale_temps`), and any other hidden file (a lock left behind)."""
+    from restorelab.safety import stale_temps
+
+    temps = {t.name for t in stale_temps(path, family=True, include_live=True)}
+    hidden = {x.name for x in path.parent.iterdir() if x.name.startswith(".")}
+    return sorted(temps | hidden)
 
 
 def _session_reader(p: Path) -> str:
@@ -253,15 +268,17 @@ def _read_only(d: Path) -> Iterator[str]:
             os.chmod(d, 0o755)
         return
 
-    real = tempfile.mkstemp
+    real = os.open
+    inside = str(d.resolve())
 
-    def deny(*a: Any, **k: Any) -> Any:
-        if Path(k.get("dir") or (a[2] if len(a) > 2 else ".")).resolve() == d.resolve():
+    def deny(path: Any, flags: int, *a: Any, **k: Any) -> Any:
+        creating = flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR)
+        if creating and os.path.dirname(os.path.abspath(os.fspath(path))) == inside:
             raise PermissionError(errno.EACCES, "Permission denied (simulated read-only folder)")
-        return real(*a, **k)
+        return real(path, flags, *a, **k)
 
-    with mock.patch("tempfile.mkstemp", deny):
-        yield "simulated EACCES (running as root)"
+    with mock.patch("os.open", deny):
+        yield "simulated EACCES on os.open (running as root)"
 
 
 def scenario_readonly() -> FaultResult:
@@ -331,7 +348,6 @@ def scenario_kill_mid_save(kind: str = "session", trials: int = 12, seed: int = 
             import restorelab.io  # noqa: F401
         except ImportError as e:
             return FaultResult("killed mid-save (image)", "no half-written file", f"skipped ({e})", True)
-    from restorelab.safety import cleanup_stale_temps
     from restorelab.session import load_session
 
     r = np.random.default_rng(seed)
@@ -371,14 +387,139 @@ def scenario_kill_mid_save(kind: str = "session", trials: int = 12, seed: int = 
                     h = hashlib.sha256(side.read_bytes()).hexdigest()[:16]
                     if side.name.split(".")[-2] != h:
                         bad.append(f"half-written sidecar {side.name}")
-        cleanup_stale_temps(p, family=True)
-        left = [x.name for x in Path(d).iterdir() if x.name.startswith(".")]
-    # the target must always be complete; hidden temporary files of the killed writer are
-    # reported (restorelab.session removes its own on the next save)
-    ok = not bad and (kind != "session" or not left)
+        # the next ordinary save removes what the killed writers left: nothing may remain
+        if kind == "session":
+            from restorelab.session import save_session
+
+            save_session(p, _session(3))
+        else:
+            from restorelab.io import save_image
+
+            save_image(p, np.zeros((8, 8), np.float32), overwrite=True)
+        left = _leftovers(p)
+    ok = not bad and not left
     return FaultResult(f"killed (SIGKILL) mid-save, {kind}", "previous or new file complete",
                        f"{kills} kills: {len(bad)} damaged ({'; '.join(bad[:2])}), versions seen "
                        f"{sorted(expect)}, hidden temporary files left {len(left)}", ok)
+
+
+_CONCURRENT = """
+    import sys, numpy as np
+    from restorelab.bench.faults import _session
+    from restorelab.session import save_session
+    s = _session(int(sys.argv[2]))
+    for i in range(int(sys.argv[3])):
+        save_session(sys.argv[1], s, compress=bool(i % 2))
+    print("done", flush=True)
+"""
+
+
+def scenario_concurrent_saves(saves: int = 40) -> FaultResult:
+    """Two processes save the same session in a loop while this one reads it: saves are
+    serialised (lock), no reader sees a missing array file, nothing is left over."""
+    from restorelab.session import SessionError, load_session, save_session
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "shared [1].rlsession"
+        save_session(p, _session(0))
+        kids = [_py(_CONCURRENT, str(p), str(k), str(saves)) for k in (1, 2)]
+        errors, reads, tags = [], 0, set()
+        while any(k.poll() is None for k in kids):
+            try:
+                s = load_session(p, check_image=False)
+                tags.add(s.extra.get("i"))
+                reads += 1
+            except SessionError as e:
+                errors.append(str(e)[:100])
+        outs = [k.communicate(timeout=120) for k in kids]
+        crashed = [o[1].strip().splitlines()[-1][:100] for k, o in zip(kids, outs, strict=True)
+                   if k.returncode != 0]
+        left = _leftovers(p)
+        sides = [x.name for x in Path(d).iterdir() if x.name.endswith(".npz")]
+    ok = not errors and not crashed and not left and len(sides) == 1
+    return FaultResult("two processes saving one session, a third reading", "no error, one complete session",
+                       f"{2 * saves} saves, {reads} reads: {len(errors)} read errors {errors[:1]}, "
+                       f"{len(crashed)} crashed {crashed[:1]}, leftovers {left}, {len(sides)} sidecar(s)", ok)
+
+
+_MODEL_SAVER = """
+    import sys
+    from restorelab.models import build_model
+    from restorelab.models.weights import save_model
+    nets = [build_model("bfcnn", 1, 12, 64), build_model("bfcnn", 1, 12, 64)]
+    save_model(sys.argv[1], nets[0])
+    print("ready", flush=True)
+    i = 0
+    while True:
+        save_model(sys.argv[1], nets[i % 2]); i += 1
+"""
+
+
+def scenario_kill_model_save(trials: int = 4, seed: int = 1) -> FaultResult:
+    """SIGKILL a process saving a model in a loop: the file always loads; the next save leaves
+    no temporary file."""
+    from restorelab.models import build_model
+    from restorelab.models.weights import load_model, save_model
+
+    r = np.random.default_rng(seed)
+    bad: list[str] = []
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "m.safetensors"
+        for _ in range(trials):
+            child = _py(_MODEL_SAVER, str(p))
+            assert child.stdout is not None
+            if child.stdout.readline().strip() != "ready":
+                child.kill()
+                _, e = child.communicate()
+                return FaultResult("killed mid-save, model", "model complete", f"child failed: {e[-200:]}",
+                                   False)
+            time.sleep(float(r.uniform(0.02, 0.4)))
+            child.send_signal(signal.SIGKILL)
+            child.communicate()
+            try:
+                load_model(p)
+            except Exception as e:  # noqa: BLE001
+                bad.append(f"{type(e).__name__}: {str(e)[:80]}")
+        save_model(p, build_model("bfcnn", 1, 3, 4))
+        left = _leftovers(p)
+    return FaultResult("killed (SIGKILL) mid-save, model",
+                       "previous or new model complete, no temporary left",
+                       f"{trials} kills: {len(bad)} unreadable {bad[:1]}, leftovers after the next save "
+                       f"{left}",
+                       not bad and not left)
+
+
+def scenario_kill_pattern_name_save(trials: int = 6, seed: int = 2) -> FaultResult:
+    """Kill a process saving ``shot [1].rlsession`` beside ``shot 1.rlsession`` (a glob of the
+    first name matches the second's files): the sibling keeps its pixels."""
+    from restorelab.session import load_session, save_session
+
+    r = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory() as d:
+        sib = Path(d) / "shot 1.rlsession"
+        save_session(sib, _session(7))
+        want = _session_reader(sib)
+        target = Path(d) / "shot [1].rlsession"
+        bad = []
+        for _ in range(trials):
+            child = _py(_SAVER, "session", str(target))
+            assert child.stdout is not None
+            child.stdout.readline()
+            time.sleep(float(r.uniform(0.02, 0.3)))
+            child.send_signal(signal.SIGKILL)
+            child.communicate()
+            try:
+                load_session(target, check_image=False)
+                if _session_reader(sib) != want:
+                    bad.append("the sibling's pixels changed")
+            except Exception as e:  # noqa: BLE001
+                bad.append(f"{type(e).__name__}: {str(e)[:80]}")
+        save_session(target, _session(3))
+        left = _leftovers(target) + _leftovers(sib)
+    return FaultResult("killed mid-save of 'shot [1]' beside 'shot 1'",
+                       "both sessions complete, sibling intact",
+                       f"{trials} kills: {len(bad)} problems {bad[:1]}, leftovers {sorted(set(left))}",
+                       not bad and not left)
 
 
 _CRASHER = """
@@ -441,6 +582,9 @@ SCENARIOS: tuple[Callable[[], FaultResult], ...] = (
     scenario_readonly,
     lambda: scenario_kill_mid_save("session"),
     lambda: scenario_kill_mid_save("image"),
+    scenario_kill_model_save,
+    scenario_kill_pattern_name_save,
+    scenario_concurrent_saves,
     scenario_crash_mid_job,
 )
 

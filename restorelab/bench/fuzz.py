@@ -121,11 +121,11 @@ def make_seeds() -> list[Seed]:
 
 
 def _session_seeds(ims: dict[str, np.ndarray]) -> list[Seed]:
+    from restorelab.sample_result import SampleResult
     from restorelab.session import (
         ClonePlacement,
         MaskLayer,
         MethodChoice,
-        SamplerResult,
         Session,
         save_session,
     )
@@ -139,12 +139,14 @@ def _session_seeds(ims: dict[str, np.ndarray]) -> list[Seed]:
         image_sha256="0" * 64,
         image=img,
         masks=[MaskLayer("hole", m), MaskLayer("soft", (m * 0.5).astype(np.float32), visible=False)],
-        clones=[ClonePlacement("photo", m, (2, -3), "mixed", params={"solver": "exact"})],
-        methods=[MethodChoice("denoise", "tv", {"weight": 0.08, "iters": 50}, 25 / 255, 7)],
+        clones=[ClonePlacement("photo", m, (2, -3), "mixed", params={"solver": "cg"})],
+        methods=[MethodChoice("denoise", "tv", {"lam": 0.08, "max_iter": 50}, 25 / 255, 7)],
         history=[MethodChoice("edit", "clone", {"mode": "mixed"})],
         sampler_results=[
-            SamplerResult("inpaint", samples=np.stack([img, img]), mean=img, std=img * 0.1,
-                          sigma_log=[1.0, 0.5, 0.25], h_log=[0.01, 0.02, 0.03], params={"beta": 0.01}, seed=3)
+            SampleResult(samples=[img, img], mean=img, std=img * 0.1,
+                         log=[(1, 1.0, 0.01), (2, 0.5, 0.02), (3, 0.25, 0.03)],
+                         sigma_log=np.array([[1.0, 1.0], [0.5, 0.5], [0.25, np.nan]]), iterations=3,
+                         converged=True, message="done", params={"beta": 0.01}, method="inpaint", seed=3)
         ],
         extra={"zoom": 1.5, "tool": "brush", "nested": {"a": [1, 2, None]}},
         session_id="f" * 32,

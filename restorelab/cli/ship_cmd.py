@@ -15,14 +15,19 @@ __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction) -> None:
-    p = bench_sub.add_parser("fuzz", help="fuzz the image loader and the session reader with mutated files")
-    p.add_argument("--n", type=int, default=100_000, help="number of mutated inputs (default 100000)")
+    p = bench_sub.add_parser("fuzz", help="hostile-input families and mutated files for every loader")
+    p.add_argument("--n", type=int, default=5000,
+                   help="number of mutated inputs (default 5000; 0: only the families)")
     p.add_argument("--seed", type=int, default=0, help="random seed (input i is a function of (seed, i))")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--timeout", type=float, default=10.0, help="per-input time limit in s (a hang beyond it)")
     p.add_argument("--mem-limit-mb", type=int, default=4096, help="address-space limit of each worker (MB)")
     p.add_argument("--kinds", default=None, help="comma list among png,tiff,jpeg,npy,session (default all)")
     p.add_argument("--crash-dir", default=None, help="folder for reproducers of crashes and hangs")
+    p.add_argument("--families", default="all",
+                   help="hostile-input families to run: all (default), none, or a comma list "
+                        "(restorelab/bench/hostile.py)")
+    p.add_argument("--family-timeout", type=float, default=30.0, help="time limit of one hostile kind (s)")
     p.add_argument("--out", default="BENCHMARKS.md", help="markdown file to update (default BENCHMARKS.md)")
     p.set_defaults(func=_fuzz)
 
@@ -49,7 +54,10 @@ def _command() -> str:
 
 
 def _fuzz(args: argparse.Namespace) -> int:
+    import time
+
     from restorelab.bench.fuzz import fuzz, report_markdown
+    from restorelab.bench.hostile import HEADER, families, families_markdown, run_families
     from restorelab.bench.report import markdown_table, write_section
 
     kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else None
@@ -57,22 +65,47 @@ def _fuzz(args: argparse.Namespace) -> int:
         bad = set(kinds) - {"png", "tiff", "jpeg", "npy", "session"}
         if bad:
             raise ValueError(f"unknown kinds {sorted(bad)}; choose among png,tiff,jpeg,npy,session")
-    rep = fuzz(args.n, seed=args.seed, jobs=args.jobs, timeout_s=args.timeout, mem_limit_mb=args.mem_limit_mb,
-               kinds=kinds, crash_dir=args.crash_dir,
-               on_progress=lambda d, n: print(f"  {d}/{n}", file=sys.stderr) if d % 10000 == 0 else None)
-    print(markdown_table(["target", "inputs", "loaded", "rejected", "crashes", "hangs", "slowest (ms)"],
-                         rep.table_rows()))
-    print(f"{rep.total} inputs in {rep.wall_s:.0f} s: {len(rep.crashes)} crashes, {len(rep.hangs)} hangs")
-    for i, kind, detail in rep.crashes[:20]:
-        print(f"  crash on input {i} ({kind}): {detail.splitlines()[0][:200]}")
-    for i, kind in rep.hangs[:20]:
-        print(f"  hang on input {i} ({kind})")
-    for s in rep.skipped:
-        print(f"  skipped: {s}")
-    write_section(args.out, "fuzz", report_markdown(rep, _command()),
-                  "Fuzzing the image loader and the session reader")
-    print(f"wrote the 'fuzz' section of {args.out}")
-    return 0 if not rep.crashes and not rep.hangs else 1
+    fams = {"all": families(), "none": []}.get(args.families)
+    if fams is None:
+        fams = [f.strip() for f in args.families.split(",") if f.strip()]
+        bad = set(fams) - set(families())
+        if bad:
+            raise ValueError(f"unknown families {sorted(bad)}; choose among {','.join(families())}")
+    parts, ok = [], True
+    if args.n > 0:
+        rep = fuzz(args.n, seed=args.seed, jobs=args.jobs, timeout_s=args.timeout,
+                   mem_limit_mb=args.mem_limit_mb, kinds=kinds, crash_dir=args.crash_dir,
+                   on_progress=lambda d, n: print(f"  {d}/{n}", file=sys.stderr) if d % 10000 == 0 else None)
+        print(markdown_table(["target", "inputs", "loaded", "rejected", "crashes", "hangs", "slowest (ms)"],
+                             rep.table_rows()))
+        print(f"{rep.total} inputs in {rep.wall_s:.0f} s: {len(rep.crashes)} crashes, {len(rep.hangs)} hangs")
+        for i, kind, detail in rep.crashes[:20]:
+            print(f"  crash on input {i} ({kind}): {detail.splitlines()[0][:200]}")
+        for i, kind in rep.hangs[:20]:
+            print(f"  hang on input {i} ({kind})")
+        for s in rep.skipped:
+            print(f"  skipped: {s}")
+        parts.append(report_markdown(rep, _command()))
+        ok = not rep.crashes and not rep.hangs
+    if fams:
+        def show(family: str, name: str, outcome: str, detail: str) -> None:
+            if outcome != "clean":
+                print(f"  {outcome}: {family} / {name}: {detail.splitlines()[0][:200] if detail else ''}")
+
+        t0 = time.perf_counter()
+        res = run_families(fams, timeout_s=args.family_timeout, on_kind=show)
+        wall = time.perf_counter() - t0
+        print(markdown_table(HEADER, [r.row() for r in res]))
+        tot = sum(r.kinds for r in res)
+        bad_n = sum(r.failed + r.hangs + r.tracebacks for r in res)
+        print(f"{tot} hostile kinds in {wall:.0f} s: {tot - bad_n} clean, {bad_n} not")
+        parts.insert(0, families_markdown(res, _command(), wall))
+        ok = ok and bad_n == 0
+    if parts:
+        write_section(args.out, "fuzz", "\n\n".join(parts),
+                      "Fuzzing: hostile-input families and mutated files")
+        print(f"wrote the 'fuzz' section of {args.out}")
+    return 0 if ok else 1
 
 
 def _soak(args: argparse.Namespace) -> int:
@@ -118,7 +151,17 @@ def _faults(args: argparse.Namespace) -> int:
                            [[r.name, r.expected, r.observed.replace("|", "/"), "yes" if r.ok else "NO"]
                             for r in res])
     n_ok = sum(r.ok for r in res)
-    md = (f"`{_command()}` — {n_ok} of {len(res)} scenarios pass.\n\n{table}\n\nMachine: {machine_line()}")
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    summary = markdown_table(
+        ["scenarios tried", "clean", "failed", "hangs", "raw tracebacks", "peak RSS of the bench (MB)"],
+        [[len(res), n_ok, len(res) - n_ok, 0, sum(r.expected == "no crash" for r in res),
+          f"{me:.0f}"]])
+    md = (f"`{_command()}` — {n_ok} of {len(res)} scenarios pass. A scenario fails when the target is "
+          "damaged, an error is not the documented one, or a temporary or lock file is left "
+          "(`restorelab.safety.stale_temps(..., include_live=True)`).\n\n"
+          f"{summary}\n\n{table}\n\nMachine: {machine_line()}")
     write_section(args.out, "faults", md, "Faults: out of memory, full disk, read-only folder, kills")
     print(f"{n_ok}/{len(res)} fault scenarios pass; wrote the 'faults' section of {args.out}")
     return 0 if n_ok == len(res) else 1

@@ -40,9 +40,9 @@ def session_job(path: Path) -> Any:
 
     s = load_session(path)
     original = None
-    if s.image_path and not s.image_missing:
+    if s.image_file is not None and not s.image_missing:
         try:
-            original = load_image(s.image_path)
+            original = load_image(s.image_file)
         except Exception:  # noqa: BLE001 - the session's own pixels are enough
             original = None
     ws = Workspace.from_session(s, original)

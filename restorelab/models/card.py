@@ -89,7 +89,9 @@ def write_card(weights: str | Path, card: str | Path, **kw: object) -> Path:
     if c.exists():
         sections = "\n\n".join(re.findall(r"<!-- bench:.*?<!-- /bench:[^>]*-->", c.read_text(), re.S))
     text = render_card(weights, **kw)  # type: ignore[arg-type]
-    c.write_text(text + ("\n" + sections + "\n" if sections else ""), encoding="utf-8")
+    from restorelab.safety import atomic_write_text
+
+    atomic_write_text(c, text + ("\n" + sections + "\n" if sections else ""))
     return c
 
 

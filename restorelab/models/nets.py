@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from restorelab.params import Param, resolve_params
+
 __all__ = [
     "pad_to_multiple",
     "BFBatchNorm2d",
@@ -32,11 +34,74 @@ __all__ = [
     "build_model",
     "ARCHS",
     "DEFAULTS",
+    "CONFIG_PARAMS",
+    "MAX_PARAMETERS",
+    "parameter_count",
+    "check_config",
 ]
 
 ARCHS = ("bfcnn", "bfunet")
 #: default (depth, width) per architecture
 DEFAULTS: dict[str, tuple[int, int]] = {"bfcnn": (20, 64), "bfunet": (3, 32)}
+
+#: declared range of every configuration value, per architecture: a model file's header or a
+#: training configuration outside them is refused before anything is allocated
+CONFIG_PARAMS: dict[str, tuple[Param, ...]] = {
+    "bfcnn": (
+        Param("channels", int, 1, lo=1, hi=3, label="Image channels", help="1 (gray) or 3 (RGB)"),
+        Param("depth", int, 20, lo=3, hi=256, label="Convolution layers"),
+        Param("width", int, 64, lo=1, hi=1024, label="Channels per layer"),
+    ),
+    "bfunet": (
+        Param("channels", int, 1, lo=1, hi=3, label="Image channels", help="1 (gray) or 3 (RGB)"),
+        Param("depth", int, 3, lo=1, hi=8, label="Scales", help="UNet scales (widths w, 2w, 4w, ...)"),
+        Param("width", int, 32, lo=1, hi=1024, label="Channels at the finest scale"),
+    ),
+}
+#: largest network built (parameters and buffers): 50 M float32 values are 200 MB, some 70 times
+#: the default BF-CNN; a header asking for more is refused before construction
+MAX_PARAMETERS = 50_000_000
+
+
+def parameter_count(arch: str, channels: int, depth: int, width: int) -> int:
+    """Number of values in the state of the network (conv weights, BF batch-norm gains and
+    running standard deviations), computed from the configuration without building it.
+
+    BF-CNN: ``9cw + (d − 2)(9w² + 2w) + 9wc``. BF-UNet with widths ``w_l = w·2^l``: the
+    input conv ``9c·w_0``, per encoder scale ``9 w_{l−1} w_l + 9 w_l² + 4 w_l`` (``w_{−1} =
+    w_0``), per decoder scale ``9 (w_{l+1} + w_l) w_l + 9 w_l² + 4 w_l``, the output conv
+    ``9 w_0 c``.
+    """
+    c, d, w = int(channels), int(depth), int(width)
+    if arch == "bfcnn":
+        return 9 * c * w + max(d - 2, 0) * (9 * w * w + 2 * w) + 9 * w * c
+    ws = [w * 2**level for level in range(d)]
+    n = 9 * c * ws[0] + 9 * ws[0] * c
+    for level in range(d):
+        cin = ws[0] if level == 0 else ws[level - 1]
+        n += 9 * cin * ws[level] + 9 * ws[level] ** 2 + 4 * ws[level]
+    for level in range(d - 1):
+        n += 9 * (ws[level + 1] + ws[level]) * ws[level] + 9 * ws[level] ** 2 + 4 * ws[level]
+    return n
+
+
+def check_config(arch: str, channels: Any, depth: Any, width: Any) -> tuple[int, int, int]:
+    """``(channels, depth, width)`` checked against :data:`CONFIG_PARAMS` and the size
+    estimate :func:`parameter_count` against :data:`MAX_PARAMETERS`; ``ValueError`` naming
+    the value and its range otherwise. Nothing is allocated."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHS)}")
+    vals = {"channels": channels, "depth": depth, "width": width}
+    out = resolve_params(CONFIG_PARAMS[arch], vals)
+    if out["channels"] not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {out['channels']}")
+    n = parameter_count(arch, out["channels"], out["depth"], out["width"])
+    if n > MAX_PARAMETERS:
+        raise ValueError(
+            f"a {arch} of depth {out['depth']} and width {out['width']} has {n:,} parameters "
+            f"({4 * n / 2**30:.1f} GiB), over the limit of {MAX_PARAMETERS:,}"
+        )
+    return out["channels"], out["depth"], out["width"]
 
 
 def pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
@@ -245,13 +310,12 @@ def _init(net: nn.Module) -> None:
 def build_model(
     arch: str = "bfcnn", channels: int = 1, depth: int | None = None, width: int | None = None
 ) -> _BFBase:
-    """A fresh bias-free network of the named architecture."""
+    """A fresh bias-free network of the named architecture; the configuration is checked by
+    :func:`check_config` (declared ranges, parameter count) before anything is built."""
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHS)}")
     d0, w0 = DEFAULTS[arch]
-    depth = d0 if depth is None else int(depth)
-    width = w0 if width is None else int(width)
-    if width < 1:
-        raise ValueError("width must be >= 1")
+    channels, depth, width = check_config(arch, channels, d0 if depth is None else depth,
+                                          w0 if width is None else width)
     cls = BFCNN if arch == "bfcnn" else BFUNet
     return cls(channels=channels, depth=depth, width=width)

@@ -1,30 +1,53 @@
 """Save and load bias-free networks as safetensors, with validation (nothing is unpickled).
 
 The safetensors header's metadata holds the configuration (``format``, ``arch``,
-``channels``, ``depth``, ``width``, σ range, steps, ...). Loading rebuilds the network
-from that metadata and checks every tensor name, shape and dtype against it; a wrong,
-truncated or foreign file raises ``ValueError`` naming the file.
+``channels``, ``depth``, ``width``, σ range, steps, ...). Loading checks every header value
+against its declared range (:data:`restorelab.models.nets.CONFIG_PARAMS`,
+:data:`HEADER_PARAMS`) and the network's size (:func:`restorelab.models.nets.parameter_count`
+against :data:`~restorelab.models.nets.MAX_PARAMETERS`) *before* the network is built, so a
+header asking for a huge width or depth costs nothing; then it rebuilds the network and
+checks every tensor name, shape (from the header, before the tensor is read) and dtype; a
+wrong, truncated or foreign file raises ``ValueError`` naming the file. Saving goes through
+the project's one atomic writer (:func:`restorelab.safety.atomic_write_bytes`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from restorelab.models.nets import ARCHS, build_model
+from restorelab.models.nets import ARCHS, MAX_PARAMETERS, build_model, check_config
+from restorelab.params import Param, ParamError
 
-__all__ = ["FORMAT", "save_model", "load_model", "read_metadata"]
+__all__ = ["FORMAT", "HEADER_PARAMS", "save_model", "load_model", "read_metadata", "check_header"]
 
 FORMAT = "restorelab-bfnet-1"
 
+#: declared ranges of the descriptive header values (checked when present); σ on the 0..255 scale
+HEADER_PARAMS: tuple[Param, ...] = (
+    Param("sigma_min", float, 0.0, lo=0.0, hi=255.0, label="Smallest training σ (0..255)"),
+    Param("sigma_max", float, 55.0, lo=0.0, hi=255.0, label="Largest training σ (0..255)"),
+    Param("steps", int, 0, lo=0, hi=10**9, label="Training steps"),
+    Param("batch", int, 1, lo=1, hi=1 << 16, label="Batch size"),
+    Param("patch", int, 1, lo=1, hi=1 << 16, label="Patch side (pixels)"),
+    Param("seed", int, 0, lo=0, hi=2**63 - 1, label="Random seed"),
+)
+#: largest model file read: the largest network's float32 state plus safetensors' own
+#: header limit (100 MB)
+MAX_FILE_BYTES = 4 * MAX_PARAMETERS + (100 << 20)
+
 
 def save_model(path: str | os.PathLike, model: torch.nn.Module, meta: dict[str, Any] | None = None) -> Path:
-    """Write ``model``'s state (float32, unfolded) and its config to a safetensors file (atomic)."""
-    from safetensors.torch import save_file
+    """Write ``model``'s state (float32, unfolded) and its config to a safetensors file,
+    atomically (:func:`restorelab.safety.atomic_write_bytes`)."""
+    from safetensors.torch import save
+
+    from restorelab.safety import atomic_write_bytes
 
     if getattr(model, "folded", False):
         raise ValueError("save the unfolded model (folding is done at load time)")
@@ -35,10 +58,21 @@ def save_model(path: str | os.PathLike, model: torch.nn.Module, meta: dict[str, 
     md.update({k: str(v) for k, v in model.config().items()})  # type: ignore[operator]
     for k, v in (meta or {}).items():
         md[str(k)] = v if isinstance(v, str) else json.dumps(v)
-    tmp = p.with_name(p.name + ".tmp")
-    save_file(state, str(tmp), metadata=md)
-    os.replace(tmp, p)
-    return p
+    return atomic_write_bytes(p, save(state, metadata=md))
+
+
+def _check_file(p: Path) -> None:
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"model file not found: {p}") from None
+    except OSError as e:
+        raise ValueError(f"{p}: cannot read ({e.strerror or e})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{p}: not a regular file")
+    if st.st_size > MAX_FILE_BYTES:
+        raise ValueError(f"{p}: {st.st_size / 2**20:.0f} MB is larger than any model restorelab builds "
+                         f"(at most {MAX_FILE_BYTES / 2**20:.0f} MB)")
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -46,8 +80,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     from safetensors import safe_open
 
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"model file not found: {p}")
+    _check_file(p)
     try:
         with safe_open(str(p), framework="pt", device="cpu") as f:
             md = dict(f.metadata() or {})
@@ -60,6 +93,39 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     return md
 
 
+def check_header(md: dict[str, str], what: str = "model") -> tuple[str, int, int, int]:
+    """``(arch, channels, depth, width)`` from a header, every value checked against its
+    declared range and the network's size against ``MAX_PARAMETERS`` before anything is
+    built; ``ValueError`` starting with ``what`` otherwise."""
+    try:
+        arch = md["arch"]
+        raw = {k: md[k] for k in ("channels", "depth", "width")}
+    except KeyError as e:
+        raise ValueError(f"{what}: missing model configuration {e} in the header") from None
+    if arch not in ARCHS:
+        raise ValueError(f"{what}: unknown architecture {str(arch)[:40]!r}")
+    vals: dict[str, int] = {}
+    for k, v in raw.items():
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}: header value {k} = {str(v)[:40]!r} is not a number") from None
+        if not f.is_integer():
+            raise ValueError(f"{what}: header value {k} = {str(v)[:40]} is not an integer")
+        vals[k] = int(f)
+    try:
+        channels, depth, width = check_config(arch, vals["channels"], vals["depth"], vals["width"])
+    except ValueError as e:
+        raise ValueError(f"{what}: bad configuration in the header: {e}") from None
+    for prm in HEADER_PARAMS:
+        if prm.name in md:
+            try:
+                prm.parse(md[prm.name])
+            except (ParamError, OverflowError) as e:
+                raise ValueError(f"{what}: header value {str(e)[:200]}") from None
+    return arch, channels, depth, width
+
+
 def load_model(path: str | os.PathLike, device: Any = "cpu") -> tuple[torch.nn.Module, dict[str, str]]:
     """Load a network saved by :func:`save_model`, in eval mode, with its metadata.
 
@@ -69,17 +135,8 @@ def load_model(path: str | os.PathLike, device: Any = "cpu") -> tuple[torch.nn.M
 
     p = Path(path)
     md = read_metadata(p)
-    try:
-        arch = md["arch"]
-        channels, depth, width = int(md["channels"]), int(md["depth"]), int(md["width"])
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"{p}: missing or bad model configuration in the header ({e})") from None
-    if arch not in ARCHS:
-        raise ValueError(f"{p}: unknown architecture {arch!r}")
-    try:
-        model = build_model(arch, channels, depth, width)
-    except ValueError as e:
-        raise ValueError(f"{p}: bad configuration: {e}") from None
+    arch, channels, depth, width = check_header(md, str(p))
+    model = build_model(arch, channels, depth, width)
     expected = model.state_dict()
     state: dict[str, torch.Tensor] = {}
     try:
@@ -93,6 +150,9 @@ def load_model(path: str | os.PathLike, device: Any = "cpu") -> tuple[torch.nn.M
                     f"missing {missing[:4]}{'...' if len(missing) > 4 else ''}, unexpected {extra[:4]}"
                 )
             for k, ref in expected.items():
+                shape = tuple(f.get_slice(k).get_shape())
+                if shape != tuple(ref.shape):  # from the header, before the tensor is read
+                    raise ValueError(f"{p}: tensor {k} has shape {shape}, expected {tuple(ref.shape)}")
                 t = f.get_tensor(k)
                 if t.dtype != torch.float32:
                     raise ValueError(f"{p}: tensor {k} has dtype {t.dtype}, expected float32")

@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,7 @@ from restorelab.jobs import Progress
 from restorelab.params import Param, resolve_params
 from restorelab.prior._util import as_denoiser, call_denoiser, image_to_tensor, tensor_to_image, thumbnail
 from restorelab.prior.operators import Operator
+from restorelab.sample_result import SampleResult
 
 __all__ = [
     "SampleResult",
@@ -99,32 +100,6 @@ def _common_params(beta: float) -> tuple[Param, ...]:
 SAMPLER_PARAMS: tuple[Param, ...] = _common_params(0.5)
 #: Algorithm 2 (inverse problems) parameters: β = 0.01 as the paper
 INVERSE_PARAMS: tuple[Param, ...] = _common_params(0.01)
-
-
-@dataclass
-class SampleResult:
-    """Result of Algorithm 1 or 2.
-
-    ``samples``: K images (H, W[, C]) float32; ``mean`` and ``std`` over them (``std`` is
-    the per-pixel standard deviation, zeros for K = 1); ``log``: rows (t, σ_t, h_t) with
-    σ_t the largest value over the samples still running; ``sigma_log``: (T, K) σ_t per
-    sample (NaN once a sample stopped); ``frames``: ≤ 48 thumbnails (t, y_t of sample 0)
-    for a scrubber; ``consistency``: max |Mᵀx − x_c| over the samples (inverse problems).
-    """
-
-    samples: list[np.ndarray]
-    mean: np.ndarray
-    std: np.ndarray
-    log: list[tuple[int, float, float]]
-    sigma_log: np.ndarray
-    iterations: int
-    converged: bool
-    message: str
-    frames: list[tuple[int, np.ndarray]] = field(default_factory=list)
-    seconds: float = 0.0
-    params: dict[str, Any] = field(default_factory=dict)
-    consistency: float | None = None
-    degraded: np.ndarray | None = None
 
 
 def step_size(t: int | np.ndarray, h0: float) -> Any:
@@ -340,6 +315,7 @@ def _run_steps(
         params=dict(p),
         consistency=consistency,
         degraded=None if op is None else tensor_to_image(Mxc.reshape(shape[1:]), channels_last),
+        seed=int(p["seed"]),
     )
     yield Progress(step=iters, total=iters, sigma=log[-1][1] if log else None, h=log[-1][2] if log else None,
                    preview=tensor_to_image(x[0].clamp(0, 1), channels_last), message=message,

@@ -63,6 +63,38 @@ class OOMTestDenoiser(Denoiser):
         return (0.5 * x).astype(np.float32)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_modal_dialog_can_block() -> Generator[list[str], None, None]:
+    """A modal dialog nobody answers blocks the offscreen event loop in C++, where no test
+    timeout can interrupt it. For the whole session every dialog answers at once (Cancel /
+    rejected / no file) and is recorded; ``dialog_log`` patches on top of this per test, and
+    windows closed after a test's patches are undone (qtbot's teardown) meet this guard."""
+    from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
+
+    seen: list[str] = []
+    B = QMessageBox.StandardButton
+    mp = pytest.MonkeyPatch()
+    mp.setattr(QDialog, "exec", lambda self: (seen.append(self.windowTitle()), 0)[1])
+    mp.setattr(QMessageBox, "exec", lambda self: (seen.append(self.windowTitle()), int(B.Cancel.value))[1])
+    for name in ("information", "warning", "critical", "question"):
+        mp.setattr(QMessageBox, name, staticmethod(lambda *a, **k: (seen.append(str(a[1:2])), B.Cancel)[1]))
+    for name in ("getOpenFileName", "getSaveFileName", "getExistingDirectory"):
+        mp.setattr(QFileDialog, name, staticmethod(lambda *a, **k: (seen.append(str(a[1:2])), ("", ""))[1]))
+    yield seen
+    mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def collect_on_the_gui_thread() -> Generator[None, None, None]:
+    """Windows of finished tests sit in reference cycles; collect them here, on the GUI
+    thread, after qtbot has closed them, so that no collection on a worker thread of a later
+    test finalises their Qt wrappers away from their thread."""
+    yield
+    import gc
+
+    gc.collect()
+
+
 @pytest.fixture(autouse=True)
 def test_denoisers(monkeypatch: pytest.MonkeyPatch) -> None:
     """The test doubles are in the registry only during GUI tests (not the whole session)."""

@@ -96,7 +96,8 @@ def test_session_keeps_sampler_result(win: Any, tmp_path: Path, wait_idle: Any) 
     r = win.doc.ws.sampler
     np.testing.assert_array_equal(r.samples, np.stack(samples))
     np.testing.assert_array_equal(r.std, res.std)
-    assert r.sigma_log == [0.9, 0.5] and r.h_log == [0.01, 0.02] and r.seed == 7
+    assert r.log == [(1, 0.9, 0.01), (2, 0.5, 0.02)] and r.seed == 7 and r.method == "sample"
+    np.testing.assert_array_equal(r.sigma_log, np.zeros((2, 3)))
     # the sampler view shows it again: σ_t curve, samples, mean and uncertainty map
     sv = win.feature("sampler")
     x, y = sv.sigma_curve.getData()
@@ -109,7 +110,7 @@ def test_session_keeps_sampler_result(win: Any, tmp_path: Path, wait_idle: Any) 
     p2 = tmp_path / "s2.rlsession"
     assert win.save_session_to(p2) and win.open_session(p2)
     wait_idle(win)
-    assert win.doc.ws.sampler.sigma_log == [0.9, 0.5]
+    assert win.doc.ws.sampler.log == [(1, 0.9, 0.01), (2, 0.5, 0.02)]
 
 
 @pytest.mark.parametrize("damage", ["json", "newer", "sidecar"])
@@ -143,6 +144,39 @@ def test_damaged_session_gives_error_dialog(
     assert win.doc is doc
     np.testing.assert_array_equal(doc.image, image)
     np.testing.assert_array_equal(doc.mask, mask)
+
+
+@pytest.mark.parametrize(
+    "kind, params, needle",
+    [
+        ("denoise", {"lam": "abc"}, "'lam' expects float"),
+        ("denoise", {"max_iter": 1e14}, "max_iter = 1e+14 is out of range"),
+        ("sampler", {"seed": 10**40}, "is out of range"),
+    ],
+)
+def test_bad_method_parameters_are_refused_before_the_document_is_replaced(
+    win: Any, tmp_path: Path, dialog_log: Any, wait_idle: Any, kind: str, params: dict, needle: str
+) -> None:
+    _edit(win)
+    p = tmp_path / "params.rlsession"
+    assert win.save_session_to(p)
+    doc_json = json.loads(p.read_text())
+    name = "tv" if kind == "denoise" else "sample"
+    doc_json["methods"] = [{"kind": kind, "name": name, "params": params, "sigma": None, "seed": None}]
+    p.write_text(json.dumps(doc_json))
+    win.feature("denoise").panel.select("_test_slow")
+    doc = win.doc
+    image, mask = doc.image.copy(), doc.mask.copy()
+    doc.undo.setClean()
+    dialog_log.clear()
+    win.open_session(p)
+    wait_idle(win)
+    boxes = [x for x in dialog_log if x[0] == "box"]
+    assert len(boxes) == 1 and boxes[0][1] == "Cannot open the session" and needle in boxes[0][2]
+    assert win.doc is doc
+    np.testing.assert_array_equal(doc.image, image)
+    np.testing.assert_array_equal(doc.mask, mask)
+    assert win.feature("denoise").panel.method_name() == "_test_slow"  # no panel half-restored
 
 
 def test_autosave_recovery_after_crash(

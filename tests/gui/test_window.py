@@ -193,12 +193,14 @@ def test_sixteen_bit_kept(qtbot: Any, win: Any, tmp_path: Path, open_wait: Any) 
     np.testing.assert_allclose(load_image(out), ramp, atol=1 / 65535)
 
 
-def test_status_bar_and_view(win: Any) -> None:
+def test_status_bar_and_view(win: Any, qtbot: Any) -> None:
     win.canvas.fit()
     win.canvas.one_to_one()
     QApplication.processEvents()
     assert abs(win.canvas.zoom() - 1.0) < 0.05
     assert win.zoom_label.text().endswith("%")
+    # the device is named once torch is up (deferred so the window shows before torch loads)
+    qtbot.waitUntil(lambda: win.device_label.text() != "device: …", timeout=5000)
     assert win.device_label.text() in ("CPU",) or win.device_label.text().startswith("GPU")
     win.canvas._mouse_moved(win.canvas.vb.mapViewToScene(QPointF(10.5, 20.5)))
     assert win.cursor_label.text().startswith("x 10, y 20")

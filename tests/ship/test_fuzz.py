@@ -61,7 +61,7 @@ def test_watched_workers_count_every_input():
     assert {k for k, _ in rep.counts} <= {"png", "tiff", "jpeg", "npy", "session"}
 
 
-@pytest.mark.parametrize("seed,index", [(0, 56679)])
+@pytest.mark.parametrize("seed,index", [(0, 56679), (0, 1802), (0, 2497), (0, 2927)])
 def test_regressions_found_by_the_benchmark(seed, index):
     """Inputs that once crashed (here: a damaged .npy header inside a session's sidecar made
     numpy's header parser raise tokenize.TokenError)."""
@@ -80,3 +80,36 @@ def test_inputs_are_reproducible():
 def test_bad_n(n):
     with pytest.raises(ValueError):
         fz.fuzz(n)
+
+
+def test_hostile_families_hold_over_300_kinds_and_sample_kinds_are_clean(tmp_path):
+    from restorelab.bench import hostile
+
+    sizes = {f: len(hostile.catalogue(f)) for f in hostile.families()}
+    assert sum(sizes.values()) >= 300 and min(sizes.values()) >= 5
+    for f in ("session-json", "session-paths", "session-nan", "fifos", "tiff-photometric", "long-names"):
+        for i, k in enumerate(hostile.catalogue(f)[:3]):
+            d = tmp_path / f"{f}-{i}"
+            d.mkdir()
+            outcome, detail = hostile.run_kind(k, d)
+            assert outcome == "clean", (f, k.name, detail)
+
+
+def test_hostile_harness_classifies_failures_tracebacks_and_leftovers(tmp_path):
+    from restorelab.bench import hostile
+    from restorelab.safety import temp_name
+
+    def wrong(d):
+        raise hostile.Failed("wrong pixels")
+
+    def raw(d):
+        return {}["missing"]
+
+    def leaves(d):
+        temp_name(d / "out.png", pid=4194399).write_bytes(b"partial")  # a dead writer's temporary
+        (d / "out.png").write_bytes(b"x")
+        return "written"
+
+    got = [hostile.run_kind(hostile.Kind("t", n, fn), tmp_path)[0] for n, fn in
+           (("wrong", wrong), ("raw", raw), ("leaves", leaves))]
+    assert got == ["failed", "traceback", "failed"]

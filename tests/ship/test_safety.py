@@ -243,3 +243,24 @@ def test_tiled_apply_equals_full_image_for_local_filter(rng):
     assert np.allclose(tiled_apply(lambda a: a * 2, g, tile=512), g * 2)
     with pytest.raises(ValueError):
         tiled_apply(f, img, tile=4)
+
+
+def test_free_device_cache_never_collects_garbage_off_the_main_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full collection on a worker thread finalises Qt wrappers (an old window in a
+    reference cycle) away from their thread, which deadlocked the GUI's OOM retry; only the
+    main thread collects."""
+    import gc
+    import threading
+
+    from restorelab import safety
+
+    calls: list[str] = []
+    monkeypatch.setattr(gc, "collect", lambda *a: calls.append(threading.current_thread().name) or 0)
+    t = threading.Thread(target=safety.free_device_cache, name="worker")
+    t.start()
+    t.join(10)
+    assert calls == []
+    safety.free_device_cache()
+    assert calls == [threading.main_thread().name]

@@ -17,7 +17,7 @@ from restorelab.session import (
     ClonePlacement,
     MaskLayer,
     MethodChoice,
-    SamplerResult,
+    SampleResult,
     Session,
     SessionError,
     load_session,
@@ -39,12 +39,16 @@ def _full_session(tmp_path: Path, rng: np.random.Generator) -> Session:
         masks=[MaskLayer("hole", hole), MaskLayer("soft", soft, visible=False)],
         clones=[ClonePlacement("photo", hole, (3, -2), "mixed", source_path=str(src),
                                params={"solver": "cg"})],
-        methods=[MethodChoice("denoise", "tv", {"weight": 0.08, "iters": 40, "iso": True}, 25 / 255, 11),
+        methods=[MethodChoice("denoise", "tv", {"lam": 0.08, "max_iter": 40, "accelerate": True},
+                              25 / 255, 11),
                  MethodChoice("sample", "inpaint", {"beta": 0.01, "h0": 0.01}, None, 3)],
         history=[MethodChoice("edit", "clone", {"mode": "mixed"})],
-        sampler_results=[SamplerResult("inpaint", samples=k, mean=k.mean(0), std=k.std(0),
-                                       sigma_log=[1.0, 0.5, 0.125], h_log=[0.01, 0.02, 0.03],
-                                       params={"beta": 0.01}, seed=3)],
+        sampler_results=[SampleResult(samples=list(k), mean=k.mean(0), std=k.std(0),
+                                      log=[(1, 1.0, 0.01), (2, 0.5, 0.02), (3, 0.125, 0.03)],
+                                      sigma_log=np.array([[1.0, 1.0, 1.0], [0.5, 0.5, np.nan],
+                                                          [0.125, 0.25, np.nan]]),
+                                      iterations=3, converged=True, message="ok", frames=[(1, img[:4, :4])],
+                                      params={"beta": 0.01}, method="inpaint", seed=3)],
         extra={"zoom": 2.0, "tool": "brush", "recent": ["a.png", "b.png"]},
     )
 
@@ -61,10 +65,13 @@ def test_round_trip_same_pixels_masks_parameters(tmp_path, rng):
     assert (c.source_id, c.offset, c.mode, c.params) == ("photo", (3, -2), "mixed", {"solver": "cg"})
     assert np.array_equal(c.mask, s.clones[0].mask)
     assert t.methods == s.methods and t.history == s.history
-    r = t.sampler_results[0]
-    assert np.array_equal(r.samples, s.sampler_results[0].samples)
-    assert np.array_equal(r.std, s.sampler_results[0].std)
-    assert r.sigma_log == [1.0, 0.5, 0.125] and r.seed == 3
+    r, r0 = t.sampler_results[0], s.sampler_results[0]
+    assert np.array_equal(np.stack(r.samples), np.stack(r0.samples))
+    assert np.array_equal(r.std, r0.std)
+    assert np.array_equal(r.sigma_log, r0.sigma_log, equal_nan=True) and r.log == r0.log and r.seed == 3
+    assert (r.method, r.iterations, r.converged, r.message) == ("inpaint", 3, True, "ok")
+    assert r.params == {"beta": 0.01}
+    assert r.frames[0][0] == 1 and np.array_equal(r.frames[0][1], r0.frames[0][1])
     assert t.extra == s.extra and t.session_id == s.session_id
     assert not t.image_changed and not t.image_missing and t.warnings == []
     doc = json.loads(p.read_text())

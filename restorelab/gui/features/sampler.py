@@ -18,8 +18,8 @@ Algorithm 2, K samples, their mean and an uncertainty map) and ``fill`` (the cla
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -50,7 +50,8 @@ from restorelab.gui.undo import ImageEdit
 from restorelab.jobs import Progress
 from restorelab.prior import operators
 from restorelab.safety import OOM_KEY, oom_fallback_job
-from restorelab.session import MethodChoice, SamplerResult
+from restorelab.sample_result import SampleResult
+from restorelab.session import MethodChoice
 from restorelab.workspace import Workspace
 
 TASK_TITLES = {
@@ -529,17 +530,16 @@ class SamplerFeature(Feature):
             self._show_saved(r)
         return notes
 
-    def _show_saved(self, r: SamplerResult) -> None:
-        """Put a restored sampler result back: the σ_t / h_t curves, the samples, their mean
-        and the uncertainty map (trajectory frames are not saved)."""
-        n = min(len(r.sigma_log), len(r.h_log)) if r.h_log else len(r.sigma_log)
-        self.t[:] = [float(t) for t in range(1, n + 1)]
-        self.sig[:] = [max(float(v), 1e-12) for v in r.sigma_log[:n]]
-        self.h[:] = [max(float(v), 1e-12) for v in r.h_log[:n]] if r.h_log else [float("nan")] * n
+    def _show_saved(self, r: SampleResult) -> None:
+        """Put a restored sampler result back: the σ_t / h_t curves, the samples, their mean,
+        the uncertainty map and the trajectory frames."""
+        rows = [row for row in r.log if np.isfinite(row[1]) and np.isfinite(row[2])]
+        self.t[:] = [float(t) for t, _, _ in rows]
+        self.sig[:] = [max(float(v), 1e-12) for _, v, _ in rows]
+        self.h[:] = [max(float(v), 1e-12) for _, _, v in rows]
         if self.t:
             self.sigma_curve.setData(self.t, self.sig)
-            if r.h_log:
-                self.h_curve.setData(self.t, self.h)
+            self.h_curve.setData(self.t, self.h)
             self._grow_ranges()
         origin = r.params.get("origin")
         if isinstance(origin, list) and len(origin) == 2 and all(isinstance(v, int) for v in origin):
@@ -553,16 +553,7 @@ class SamplerFeature(Feature):
             "origin": origin,
             "params": {k: v for k, v in r.params.items() if k not in ("denoiser", "origin")},
         }
-        view = SimpleNamespace(
-            samples=[] if r.samples is None else [np.asarray(x) for x in r.samples],
-            mean=r.mean,
-            std=r.std,
-            frames=[],
-            iterations=n,
-            seconds=0.0,
-            message="(restored from the session)",
-        )
-        self._done(view)
+        self._done(r)
 
 
 def _inpaint_view_job(image: np.ndarray, hole: np.ndarray, den: Any, device: str,
@@ -591,25 +582,16 @@ def _disp(img: np.ndarray) -> np.ndarray:
     return to_display(np.asarray(img, np.float32))
 
 
-def as_sampler_result(res: Any, info: dict[str, Any]) -> SamplerResult:
-    """The core sampler's result as the workspace's (and the session file's) record."""
-    samples = getattr(res, "samples", None)
-    stack = (
-        np.stack([np.asarray(x, np.float32) for x in samples])
-        if samples is not None and len(samples)
-        else None
-    )
-    log = [r for r in list(getattr(res, "log", []) or []) if np.isfinite(r[1]) and np.isfinite(r[2])]
-    params = dict(getattr(res, "params", {}) or info.get("params", {}) or {})
+def as_sampler_result(res: SampleResult, info: dict[str, Any]) -> SampleResult:
+    """The core sampler's result as the workspace keeps it (and the session file stores
+    it): the same :class:`SampleResult`, with the task as ``method``, plain parameters plus
+    the denoiser and the crop origin, and the seed."""
+    params = dict(res.params or info.get("params", {}) or {})
     params = {k: v for k, v in params.items() if isinstance(v, (bool, int, float, str)) or v is None}
-    seed = params.get("seed")
-    return SamplerResult(
-        method=str(info.get("task", "sample")),
-        samples=stack,
-        mean=None if getattr(res, "mean", None) is None else np.asarray(res.mean, np.float32),
-        std=None if getattr(res, "std", None) is None else np.asarray(res.std, np.float32),
-        sigma_log=[float(r[1]) for r in log],
-        h_log=[float(r[2]) for r in log],
+    seed = params.get("seed", res.seed)
+    return dataclasses.replace(
+        res,
+        method=str(info.get("task", res.method)),
         params={**params, "denoiser": info.get("denoiser"), "origin": info.get("origin")},
         seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
     )
