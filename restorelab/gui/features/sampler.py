@@ -558,8 +558,9 @@ class SamplerFeature(Feature):
 
 def _inpaint_view_job(image: np.ndarray, hole: np.ndarray, den: Any, device: str,
                       values: dict[str, Any]) -> Any:
-    """:func:`restorelab.prior.inpaint.inpaint_job` on the whole image, its result in the shape the
-    view shows (samples, their mean, the uncertainty map); runs on the worker thread."""
+    """:func:`restorelab.prior.inpaint.inpaint_job` on the whole image, its result as the
+    view and the session keep it (:class:`SampleResult`: samples, their mean, the
+    uncertainty map, the σ_t log); runs on the worker thread."""
     from restorelab.prior.inpaint import inpaint_job
 
     alpha = image[:, :, 3:] if image.ndim == 3 and image.shape[2] == 4 else None
@@ -571,10 +572,13 @@ def _inpaint_view_job(image: np.ndarray, hole: np.ndarray, den: Any, device: str
 
     samples = [full(s) for s in res.samples] or [full(res.image)]
     std = res.std if res.std is not None else np.zeros(hole.shape, np.float32)
-    return SimpleNamespace(
-        samples=samples, mean=full(res.image), std=std, frames=[], iterations=res.iterations,
-        seconds=res.seconds, message=res.message, log=res.log, params=res.params,
-        regions=[r.box for r in res.regions],
+    sig = np.array([[row[1]] for row in res.log], np.float64).reshape(-1, 1)
+    seed = res.params.get("seed")
+    return SampleResult(
+        samples=samples, mean=full(res.image), std=std, log=list(res.log), sigma_log=sig,
+        iterations=res.iterations, converged=True, message=res.message, frames=[],
+        seconds=res.seconds, params=dict(res.params), method="inpaint",
+        seed=seed if isinstance(seed, int) else None,
     )
 
 
