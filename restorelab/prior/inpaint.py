@@ -188,15 +188,17 @@ def plan_regions(mask: np.ndarray, margin: int = 24, window: int = 192) -> list[
                 for b in range(x0, x1, core_side)
             ]
         for a, b, c, d in cores:
-            core = np.zeros((H, W), bool)
-            core[a:c, b:d] = (lab[a:c, b:d] == k) & m[a:c, b:d]
-            if not core[a:c, b:d].any():
+            part = (lab[a:c, b:d] == k) & m[a:c, b:d]
+            if not part.any():
                 continue
-            rr, cc = np.flatnonzero(core[a:c].any(axis=1)), np.flatnonzero(core[:, b:d].any(axis=0))
+            rr, cc = np.flatnonzero(part.any(axis=1)), np.flatnonzero(part.any(axis=0))
             ta, tc = a + int(rr[0]), a + int(rr[-1]) + 1
             tb, td = b + int(cc[0]), b + int(cc[-1]) + 1
             box = _window(ta, tb, tc, td, margin, H, W)
-            regions.append(Region(box, core[box[0] : box[2], box[1] : box[3]].copy()))
+            hole = np.zeros((box[2] - box[0], box[3] - box[1]), bool)
+            tight = part[ta - a : tc - a, tb - b : td - b]
+            hole[ta - box[0] : tc - box[0], tb - box[1] : td - box[1]] = tight
+            regions.append(Region(box, hole))
     return regions
 
 

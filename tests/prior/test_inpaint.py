@@ -20,6 +20,8 @@ def test_regions_cover_the_mask_once_and_tile_long_scratches() -> None:
     m[100:105, 20:880] = True  # a scratch across the image
     m[200:230, 400:450] = True  # a blob
     m[5:8, 5:8] = True  # a speck in the corner
+    for i in range(250):  # a diagonal scratch: its tiles hold the mask in one corner only
+        m[40 + i // 2 : 44 + i // 2, 500 + i] = True
     regions = plan_regions(m, margin=24, window=192)
     count = np.zeros(m.shape, int)
     for r in regions:
