@@ -210,7 +210,10 @@ def run_inpaint_bench(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         + (f" --methods {args.methods}" if args.methods != DEFAULT_METHODS else "")
         + (f" --fast {args.fast}" if args.fast else "")
         + f" --sample-k {args.sample_k} --sample-iters {args.sample_iters}"
-        + f" --sample-masks {args.sample_masks}` "
+        + f" --sample-masks {args.sample_masks}"
+        + (f" --section {getattr(args, 'section', 'inpaint')}"
+           if getattr(args, "section", "inpaint") != "inpaint" else "")
+        + "` "
         f"({len(files)} images, {secs / 60:.1f} min in all; {machine_line()}). PSNR and SSIM over the "
         "whole image (only the masked pixels differ), mean over the images; ** marks a learned mode "
         "above the best classical fill for that mask. fast = classical (biharmonic) start + short "
