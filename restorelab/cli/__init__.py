@@ -27,6 +27,7 @@ _GROUPS = (
     "restorelab.cli.ship_cmd",
     "restorelab.cli.app_cmd",
     "restorelab.bench.cost",
+    "restorelab.bench.inpaint",
     "restorelab.cli.analyze_cmd",
     "restorelab.cli.experiment_cmd",
 )

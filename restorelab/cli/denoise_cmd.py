@@ -20,6 +20,9 @@ from restorelab.cli import CommandError
 __all__ = ["register", "parse_param_values", "resolve_inputs", "plan_outputs"]
 
 _GLOB_CHARS = set("*?[")
+#: σ handed to a blind method when ``--sigma`` is omitted (0..255 scale): any positive value, it
+#: is ignored, but σ = 0 means "nothing to remove" to every denoiser
+BLIND_NOMINAL_SIGMA255 = 25.0
 
 
 def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction) -> None:
@@ -41,8 +44,9 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     p.add_argument("input", metavar="IN", help="image file, folder or glob pattern")
     p.add_argument("output", metavar="OUT", help="output file (or folder for several inputs)")
     p.add_argument("--method", "-m", required=True, help="denoiser name (see `restorelab methods`)")
-    p.add_argument("--sigma", required=True,
-                   help="noise std on the 0..255 scale (e.g. 25), or 'auto' to estimate it per image")
+    p.add_argument("--sigma", default=None,
+                   help="noise std on the 0..255 scale (e.g. 25), or 'auto' to estimate it per image; "
+                   "optional for blind methods (bfcnn), which ignore it")
     p.add_argument("--param", "-p", action="append", default=[], metavar="K=V",
                    help="method parameter (repeatable); see `restorelab methods NAME`")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="torch device")
@@ -326,8 +330,13 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     values = parse_param_values(cls, args.param)
     if args.device == "cuda" and not cuda_available():
         raise CommandError("--device cuda: no CUDA device is available; use --device cpu or auto")
-    auto = str(args.sigma).strip().lower() == "auto"
-    if not auto:
+    blind_default = args.sigma is None
+    if blind_default and not cls.blind:
+        raise CommandError(f"--sigma is required for {cls.name} (it is not blind): give the noise level on "
+                           "the 0..255 scale, e.g. 25, or 'auto' to estimate it")
+    auto = not blind_default and str(args.sigma).strip().lower() == "auto"
+    sig255 = BLIND_NOMINAL_SIGMA255
+    if not auto and not blind_default:
         try:
             sig255 = _sigma255(args.sigma)
         except argparse.ArgumentTypeError as e:
@@ -370,7 +379,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         save_image(dst, x, overwrite=args.overwrite, bit_depth=depth)
         if not batch:
             est = " (estimated)" if auto else ""
-            print(f"wrote {dst} ({cls.name}, σ = {s * 255:.2f}/255{est}, {dt:.2f} s)")
+            what = "blind" if blind_default else f"σ = {s * 255:.2f}/255{est}"
+            print(f"wrote {dst} ({cls.name}, {what}, {dt:.2f} s)")
 
     return _run_batch(inputs, outs, args.quiet, work)
 

@@ -54,6 +54,8 @@ def sampler_memory(pixels: int, channels: int, samples: int, learned: bool) -> i
 def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction) -> None:
     """Add ``decompose``, ``recompose``, ``sample``, ``inverse`` and ``bench inverse``."""
     from restorelab.prior import INVERSE_PARAMS, PNP_METHODS, SAMPLER_PARAMS
+    from restorelab.prior.fills import FILLS
+    from restorelab.prior.inpaint import INPAINT_MODES
     from restorelab.prior.operators import TASKS
 
     p = sub.add_parser("decompose", help="multiscale layers by repeated denoising")
@@ -106,6 +108,12 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     p.add_argument("--keep-fraction", type=float, default=None, help="deblur: fraction of frequencies kept")
     p.add_argument("--op-seed", type=int, default=None, help="seed of the random pixels / CS transform")
     p.add_argument("--lowres", action="store_true", help="sr: IN is the low-resolution image")
+    p.add_argument("--mode", default=None, choices=INPAINT_MODES,
+                   help="inpaint: fast (classical fill + short Algorithm 2 refinement, default), sample "
+                   "(full Algorithm 2, K = --samples samples: mean, OUT_std, OUT_s<k>) or fill "
+                   "(classical only)")
+    p.add_argument("--fill", default=None, choices=tuple(FILLS),
+                   help="inpaint: the classical fill (the fast mode's start; default biharmonic)")
     p.add_argument("--method", "-m", default="bfcnn", help="denoiser (default bfcnn)")
     p.add_argument("--model", default=None, help="bfcnn model: gray, color, digits or a .safetensors path")
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="denoiser parameter")
@@ -227,19 +235,40 @@ def _drive(make_job: Any, device: str, desc: str, quiet: bool) -> Any:
     from restorelab.safety import oom_fallback_job
 
     bar = _bar(desc, quiet)
+    shown: list[bool] = []
 
     def on(ev: Any) -> None:
-        if ev.total and bar.total != ev.total:
-            bar.total = ev.total
-        if ev.sigma is not None:
+        data = ev.data or {}
+        if data.get("regions") and not shown and not quiet:
+            shown.append(True)
+            boxes = data["regions"]
+            listed = ", ".join(f"[{b[0]}:{b[2]}, {b[1]}:{b[3]}]" for b in boxes[:8])
+            more = f" and {len(boxes) - 8} more" if len(boxes) > 8 else ""
+            bar.write(f"{desc}: {len(boxes)} region(s) (rows, columns): {listed}{more}", file=sys.stderr)
+        if ev.total:
+            if bar.total != ev.total:
+                bar.total = ev.total
+            n = ev.step
+        elif data.get("fraction") is not None:  # the sampler's progress in log σ: the bar's ETA follows it
+            if bar.total != _FRACTION_STEPS:
+                bar.total = _FRACTION_STEPS
+                bar.unit = "‰"
+            n = int(round(float(data["fraction"]) * _FRACTION_STEPS))
+        else:
+            n = ev.step
+        if ev.sigma is not None and ev.sigma == ev.sigma:
             bar.set_postfix_str(f"σ_t={ev.sigma * 255:.2f}/255", refresh=False)
-        if ev.step > bar.n:
-            bar.update(ev.step - bar.n)  # redraws at most every mininterval
+        if n > bar.n:
+            bar.update(n - bar.n)  # redraws at most every mininterval, with rate and ETA
 
     try:
         return drive(oom_fallback_job(make_job, device), bar, on)
     finally:
         bar.close()
+
+
+#: bar steps of a job that reports a fraction done instead of a count
+_FRACTION_STEPS = 1000
 
 
 def _suffixed(out: Path, suffix: str) -> Path:
@@ -546,10 +575,16 @@ def cmd_inverse(args: argparse.Namespace) -> int:
         raise CommandError("--lowres applies to --task sr only")
     if args.mask is not None and args.box is not None:
         raise CommandError("give either --mask or --box, not both")
+    if args.task == "inpaint" and args.mask is None and args.box is None:
+        raise CommandError("--task inpaint needs --mask FILE (white = pixels to fill) or an explicit "
+                           "--box SIDE (a centred square hole)")
+    if args.task != "inpaint" and (args.mode is not None or args.fill is not None):
+        raise CommandError("--mode and --fill apply to --task inpaint only")
+    inpaint_mode = (args.mode or "fast") if args.task == "inpaint" and args.solver == "sampler" else None
     check_range("--iters", args.iters, *ITERS)
     vals = _sampler_values(args, INVERSE_PARAMS)
     out = Path(args.output)
-    K = vals.get("samples", 1) if args.solver == "sampler" else 1
+    K = vals.get("samples", 1) if args.solver == "sampler" and inpaint_mode in (None, "sample") else 1
     extra = [_suffixed(out, "_std")] + [_suffixed(out, f"_s{k}") for k in range(K)] if K > 1 else []
     check_outputs([out, *extra, args.degraded, args.log], args.overwrite,
                   inputs=[args.input] + ([args.mask] if args.mask else []))
@@ -588,6 +623,8 @@ def cmd_inverse(args: argparse.Namespace) -> int:
         op = operators.make(args.task, img.shape[:2], mask=mask, **kw)
         data = img
     make = _Denoisers(args.method, args.model, args.param)
+    if inpaint_mode is not None:
+        return _inpaint(args, img, op, make, vals, inpaint_mode, out, extra, K)
     if args.solver == "sampler":
         res = _drive(lambda dev: inverse_job(make(dev), op, data, device=dev, **vals), args.device,
                      "Algorithm 2", args.quiet)
@@ -620,6 +657,50 @@ def cmd_inverse(args: argparse.Namespace) -> int:
         _save(Path(args.degraded), np.clip(degraded, 0, 1), args.overwrite)
     if not args.quiet:
         print(msg)
+    return 0
+
+
+def _inpaint(args: argparse.Namespace, img: Any, op: Any, make: Any, vals: dict[str, Any], mode: str,
+             out: Path, extra: list[Path], K: int) -> int:
+    """``inverse --task inpaint``: :func:`restorelab.prior.inpaint.inpaint_job` on the mask's regions."""
+    import numpy as np
+
+    from restorelab.prior.inpaint import inpaint_job
+
+    hole = ~op.measured
+    kw: dict[str, Any] = {"mode": mode}
+    if args.fill is not None:
+        kw["fill"] = args.fill
+    if "seed" in vals:
+        kw["seed"] = vals["seed"]
+    schedule = {k: v for k, v in vals.items() if k in ("sigma0", "sigma_L", "h0", "beta", "patience")}
+    if mode == "sample":
+        kw["samples"] = K
+        if "max_iter" in vals:
+            kw["max_iter"] = vals["max_iter"]
+    elif "max_iter" in vals:
+        kw["iters"] = vals["max_iter"]
+    try:
+        res = _drive(
+            lambda dev: inpaint_job(img, hole, make(dev), device=dev, schedule=schedule or None, **kw),
+            args.device, f"inpaint ({mode})", args.quiet,
+        )
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    _save(out, np.clip(res.image, 0, 1), args.overwrite)
+    if mode == "sample" and K > 1:
+        std = res.std if res.std is not None else np.zeros(hole.shape, np.float32)
+        _save(extra[0], std, args.overwrite)
+        for q, s_img in zip(extra[1:], res.samples, strict=True):
+            _save(q, np.clip(s_img, 0, 1), args.overwrite)
+    if args.log:
+        write_csv(Path(args.log), ["t", "sigma_t", "h_t"],
+                  [[t, f"{s:.6g}", f"{h:.6g}"] for t, s, h in res.log], args.overwrite)
+    if args.degraded:
+        deg = np.where(hole[..., None] if img.ndim == 3 else hole, 0.0, img)
+        _save(Path(args.degraded), np.clip(deg, 0, 1), args.overwrite)
+    if not args.quiet:
+        print(res.message)
     return 0
 
 

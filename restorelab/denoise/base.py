@@ -96,6 +96,8 @@ class Denoiser:
     per_channel: ClassVar[bool] = False
     #: implemented in torch (runs on CUDA when asked)
     torch_native: ClassVar[bool] = False
+    #: estimates the noise itself: σ is accepted and ignored (the command line may omit it)
+    blind: ClassVar[bool] = False
     #: seconds per megapixel of a 3-channel image, one CPU core, default parameters at σ = 25/255
     #: (a declared tier; ``restorelab bench cost`` prints it beside the measured value); a class
     #: that declares none is treated as slow

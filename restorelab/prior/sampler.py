@@ -117,6 +117,13 @@ class _State:
     y: torch.Tensor  # (K, C, H, W)
 
 
+def _proj(op: Any, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``M Mᵀ x`` for the rows ``idx`` of the batch: an operator with one mask per sample
+    (``proj_rows``, as the inpainting windows) is applied with those samples' masks."""
+    rows = getattr(op, "proj_rows", None)
+    return op.proj(x) if rows is None else rows(x, idx)
+
+
 def _ascent(
     den: Any,
     op: Operator | None,
@@ -161,8 +168,9 @@ def _ascent(
             d = f
         else:
             mx = Mxc[idx] if (Mxc.ndim == 4 and Mxc.shape[0] == K) else Mxc  # per-sample measurements
-            d = f - op.proj(f) + mx - op.proj(ya)
-        st = d.flatten(1).norm(dim=1) / math.sqrt(n)
+            d = f - _proj(op, f, idx) + mx - _proj(op, ya, idx)
+        level = getattr(op, "noise_level", None)  # an operator may say where the noise is measured
+        st = d.flatten(1).norm(dim=1) / math.sqrt(n) if level is None else level(d, idx)
         g2 = (1.0 - beta * h) ** 2 - (1.0 - h) ** 2
         gamma = math.sqrt(max(g2, 0.0)) * st
         z = torch.randn(shape, generator=gen, device=device)[idx]  # drawn for all K: reproducible

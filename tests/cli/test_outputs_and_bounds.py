@@ -51,10 +51,12 @@ def test_log_on_the_output_path_is_refused_before_work(tmp_path, img, capsys, mo
     out = tmp_path / "out.png"
     rc, _, err = _run(capsys, "sample", out, "--method", "heat", "--size", "16,16", "--log", out, "-q")
     assert rc == 2 and "same path" in err and len(err.strip().splitlines()) == 1
-    rc, _, err = _run(capsys, "inverse", img, out, "--task", "inpaint", "--method", "heat", "--log", out,
+    rc, _, err = _run(capsys, "inverse", img, out, "--task", "inpaint", "--box", "8",
+                      "--method", "heat", "--log", out,
                       "-q")
     assert rc == 2 and "same path" in err
-    rc, _, err = _run(capsys, "inverse", img, out, "--task", "inpaint", "--method", "heat",
+    rc, _, err = _run(capsys, "inverse", img, out, "--task", "inpaint", "--box", "8",
+                      "--method", "heat",
                       "--degraded", out, "-q")
     assert rc == 2 and "same path" in err
     assert not out.exists()
@@ -65,7 +67,8 @@ def test_outputs_that_are_one_file_through_a_link_are_refused(tmp_path, img, cap
     out = tmp_path / "out.png"
     link = tmp_path / "log.csv"
     link.symlink_to(out)  # dangling now; it would be the image once written
-    rc, _, err = _run(capsys, "inverse", img, out, "--task", "inpaint", "--method", "heat", "--log", link,
+    rc, _, err = _run(capsys, "inverse", img, out, "--task", "inpaint", "--box", "8",
+                      "--method", "heat", "--log", link,
                       "--overwrite", "-q")
     assert rc == 2 and "same file" in err
     assert not out.exists()
@@ -95,7 +98,8 @@ def test_full_disk_while_writing_the_log_is_one_line(tmp_path, img, capsys, monk
         return real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    rc, _, err = _run(capsys, "inverse", img, out, "--task", "inpaint", "--method", "heat", "--max-iter", "3",
+    rc, _, err = _run(capsys, "inverse", img, out, "--task", "inpaint", "--box", "8",
+                      "--method", "heat", "--max-iter", "3",
                       "--log", log, "-q")
     assert rc == 1
     lines = [x for x in err.strip().splitlines() if "warning" not in x]

@@ -61,7 +61,7 @@ def test_cancelled_sampler_run_leaves_the_canvas_as_it_was(win: Any, qtbot: Any,
     before = doc.image.copy()
     doc.mask[20:30, 20:30] = 255
     sv = win.feature("sampler")
-    sv.task.setCurrentIndex(sv.task.findData("inpaint"))
+    sv.task.setCurrentIndex(sv.task.findData("pixels"))
     sv.denoiser.setCurrentIndex(sv.denoiser.findData("_test_slow"))
     sv.form.rows["max_iter"].set(100000)
     sv.form.rows["patience"].set(100000)

@@ -128,16 +128,18 @@ def test_latest_runner_abandons_previous(qtbot: Any) -> None:
 
 
 def test_inpaint_with_painted_mask_keeps_known_pixels(win: Any, wait_idle: Any) -> None:
-    """Algorithm 2 on the painted hole: the applied mean changes the hole only."""
+    """Sample mode on the painted hole: the applied mean changes the hole only, the std map
+    covers the whole image and is non-zero in the hole only."""
     doc = win.doc
     before = doc.image.copy()
     doc.mask[40:52, 30:46] = 255
     sv = win.feature("sampler")
     sv.refresh()
     sv.task.setCurrentIndex(sv.task.findData("inpaint"))
+    assert sv.size.isHidden()  # no fixed-size crop for inpainting: the mask decides
     sv.denoiser.setCurrentIndex(sv.denoiser.findData("_test_slow"))
+    sv.form.rows["mode"].set("sample")
     sv.form.rows["max_iter"].set(15)
-    sv.form.rows["patience"].set(15)
     sv.form.rows["samples"].set(2)
     assert sv.run()
     wait_idle(win)
@@ -148,10 +150,39 @@ def test_inpaint_with_painted_mask_keeps_known_pixels(win: Any, wait_idle: Any) 
     np.testing.assert_allclose(doc.image[~hole], before[~hole], atol=1e-5)
     assert not np.allclose(doc.image[hole], before[hole])
     std = np.asarray(sv.result.std)
-    from restorelab.gui.features.sampler import inpaint_box
-
-    y0, x0, y1, x1 = inpaint_box(hole)
-    assert (y0, x0, y1, x1) == (24, 14, 68, 62)  # the hole's box with a 16-px context margin
-    assert std.shape[:2] == (y1 - y0, x1 - x0) and float(std.max()) > 0
+    assert std.shape == hole.shape and float(std[hole].max()) > 0 and float(std[~hole].max()) == 0
     doc.undo.undo()
     np.testing.assert_array_equal(doc.image, before)
+
+
+def test_inpaint_fills_a_wide_mask_on_the_sample_entirely(win: Any, wait_idle: Any) -> None:
+    """A 120-px-wide painted mask on the built-in sample photo (the learned colour model, fast
+    mode): every mask pixel changes, known pixels stay, and the fill is not a flat patch."""
+    from restorelab.resources import sample_path
+
+    assert win.open_path(str(sample_path()))
+    wait_idle(win)
+    doc = win.doc
+    assert doc.image.shape[:2] == (512, 512)
+    doc.mask[200:236, 150:270] = 255  # 120 px wide, 36 px high
+    doc.image[200:236, 150:270] = (1.0, 0.0, 1.0)  # a marker no fill reads: what stays was not filled
+    before = doc.image.copy()
+    sv = win.feature("sampler")
+    sv.refresh()
+    sv.task.setCurrentIndex(sv.task.findData("inpaint"))
+    sv.denoiser.setCurrentIndex(sv.denoiser.findData("bfcnn"))
+    sv.form.rows["mode"].set("fast")
+    sv.form.rows["iters"].set(2)
+    assert sv.run()
+    wait_idle(win, 60000)
+    assert sv.apply_result()
+    hole = doc.mask >= 128
+    np.testing.assert_array_equal(doc.image[~hole], before[~hole])
+    untouched = np.all(doc.image == (1.0, 0.0, 1.0), axis=2) & hole
+    assert not untouched.any(), f"{int(untouched.sum())} mask pixels left untouched"
+    filled = doc.image[hole]
+    assert filled.std(axis=0).min() > 0.02  # not a flat colour
+    # no flat square either: every 16×16 block of the fill varies
+    for y in range(200, 236 - 15, 16):
+        for x in range(150, 270 - 15, 16):
+            assert doc.image[y : y + 16, x : x + 16].std() > 0.005

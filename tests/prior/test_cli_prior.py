@@ -43,7 +43,8 @@ def test_inverse_inpaint_with_mask_and_log(tmp_path, img):
     out = tmp_path / "out.png"
     log = tmp_path / "log.csv"
     rc = main(["inverse", str(img), str(out), "--task", "inpaint", "--mask", str(tmp_path / "mask.png"),
-               "--method", "heat", "--samples", "2", "--beta", "0.5", "--log", str(log), "-q"])
+               "--method", "heat", "--mode", "sample", "--samples", "2", "--beta", "0.5", "--log", str(log),
+               "-q"])
     assert rc == 0
     x, y = load_image(img), load_image(out)
     assert np.abs(y[mask == 0] - x[mask == 0]).max() <= 1 / 255 + 1e-6  # measured pixels kept

@@ -9,8 +9,11 @@ plots what the core's jobs yield:
   the document (undoable), "Open as image" makes it a new document.
 
 A result belongs to the document it was computed on: opening another image clears it.
-Inpainting works on the painted mask's bounding box plus a context margin, never on a
-fixed-size crop that could leave part of the mask untouched.
+Inpainting runs :func:`restorelab.prior.inpaint.inpaint_job` on the whole painted mask: its
+connected components, each in its own window with a context margin (long strokes tiled along
+the mask), never a fixed-size crop that could leave part of the mask untouched. Its modes are
+``fast`` (classical fill + a short Algorithm 2 refinement, the default), ``sample`` (full
+Algorithm 2, K samples, their mean and an uncertainty map) and ``fill`` (the classical fill).
 """
 
 from __future__ import annotations
@@ -53,28 +56,12 @@ from restorelab.workspace import Workspace
 
 TASK_TITLES = {
     "sample": "Sample the prior (Algorithm 1)",
-    "inpaint": "Inpaint the painted mask (Algorithm 2)",
+    "inpaint": "Inpaint the painted mask (fast / sample / classical fill)",
     "pixels": "Missing random pixels (Algorithm 2)",
     "sr": "Super-resolution (Algorithm 2)",
     "deblur": "Deblurring (Algorithm 2)",
     "cs": "Compressive sensing (Algorithm 2)",
 }
-
-
-#: context kept around a painted hole: at least this many pixels, or half the hole's size
-INPAINT_MARGIN = 16
-
-
-def inpaint_box(mask: np.ndarray, margin: int = INPAINT_MARGIN) -> tuple[int, int, int, int] | None:
-    """The box (y0, x0, y1, x1) Algorithm 2 works on: the mask's bounding box grown by a
-    context margin (``max(margin, half the hole's larger side)``), clipped to the image."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return None
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    m = max(margin, (max(y1 - y0, x1 - x0) + 1) // 2)
-    H, W = mask.shape
-    return max(0, y0 - m), max(0, x0 - m), min(H, y1 + m), min(W, x1 + m)
 
 
 class SamplerFeature(Feature):
@@ -223,7 +210,12 @@ class SamplerFeature(Feature):
 
     def _task_changed(self, *_: Any) -> None:
         task = self.task.currentData() or "sample"
-        params = tuple(prior.SAMPLER_PARAMS if task == "sample" else prior.INVERSE_PARAMS)
+        if task == "inpaint":
+            from restorelab.prior.inpaint import INPAINT_PARAMS
+
+            params: tuple[Any, ...] = tuple(INPAINT_PARAMS)
+        else:
+            params = tuple(prior.SAMPLER_PARAMS if task == "sample" else prior.INVERSE_PARAMS)
         if task not in ("sample", "inpaint"):
             params += tuple(operators.TASK_PARAMS.get(task, ()))
         self.form = ParamForm(params)
@@ -260,16 +252,11 @@ class SamplerFeature(Feature):
         return self.run()
 
     def _crop(self) -> tuple[np.ndarray, tuple[int, int]]:
-        """The region Algorithm 2 works on: for inpainting the painted mask's box with a
-        context margin (:func:`inpaint_box`), else the centre of the view, at most size²."""
+        """The region Algorithm 2 works on for the tasks other than inpainting: the centre of
+        the view, at most size² (inpainting works on the whole painted mask)."""
         doc = self.doc
         assert doc is not None
         H, W = doc.shape[:2]
-        if self.task.currentData() == "inpaint":
-            box = inpaint_box(doc.mask_bool())
-            if box is not None:
-                y0, x0, y1, x1 = box
-                return doc.image[y0:y1, x0:x1].copy(), (y0, x0)
         n = self.size.value()
         vr = self.ctx.canvas.visible_rect() or (0, 0, H, W)
         cy, cx = (vr[0] + vr[2]) // 2, (vr[1] + vr[3]) // 2
@@ -296,24 +283,30 @@ class SamplerFeature(Feature):
                 return prior.sample_job(
                     denoise.get(den_name, device=d), shape=(n, n), channels=channels, device=d, **values
                 )
+        elif task == "inpaint":
+            if doc is None:
+                return False
+            hole = doc.mask_bool().copy()
+            if not hole.any():
+                self.ctx.info("Inpainting", "Paint the region to fill first (B), then run again.")
+                return False
+            image = doc.image.copy()
+            origin, crop_shape = (0, 0), image.shape
+            ivals = dict(values)
+
+            def make(d: str) -> Any:
+                return _inpaint_view_job(image, hole, denoise.get(den_name, device=d), d, ivals)
         else:
             if doc is None:
                 return False
             crop, origin = self._crop()
             crop_shape = crop.shape
-            mask = doc.mask_bool()[
-                origin[0] : origin[0] + crop.shape[0], origin[1] : origin[1] + crop.shape[1]
-            ]
-            if task == "inpaint" and not mask.any():
-                self.ctx.info("Inpainting", "Paint the region to fill first (B), then run again.")
-                return False
             sampler_keys = {p.name for p in prior.INVERSE_PARAMS}
             svals = {k: v for k, v in values.items() if k in sampler_keys}
             tvals = {k: v for k, v in values.items() if k not in sampler_keys}
-            mask = mask.copy()
 
             def make(d: str) -> Any:
-                op = operators.make(task, crop.shape[:2], mask=mask if task == "inpaint" else None, **tvals)
+                op = operators.make(task, crop.shape[:2], **tvals)
                 return prior.inverse_job(denoise.get(den_name, device=d), op, crop, device=d, **svals)
 
         def factory() -> Any:
@@ -561,6 +554,32 @@ class SamplerFeature(Feature):
             "params": {k: v for k, v in r.params.items() if k not in ("denoiser", "origin")},
         }
         self._done(r)
+
+
+def _inpaint_view_job(image: np.ndarray, hole: np.ndarray, den: Any, device: str,
+                      values: dict[str, Any]) -> Any:
+    """:func:`restorelab.prior.inpaint.inpaint_job` on the whole image, its result as the
+    view and the session keep it (:class:`SampleResult`: samples, their mean, the
+    uncertainty map, the σ_t log); runs on the worker thread."""
+    from restorelab.prior.inpaint import inpaint_job
+
+    alpha = image[:, :, 3:] if image.ndim == 3 and image.shape[2] == 4 else None
+    res = yield from inpaint_job(image, hole, den, device=device, **values)
+
+    def full(a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a, np.float32)
+        return np.concatenate([a, alpha], axis=2) if alpha is not None else a
+
+    samples = [full(s) for s in res.samples] or [full(res.image)]
+    std = res.std if res.std is not None else np.zeros(hole.shape, np.float32)
+    sig = np.array([[row[1]] for row in res.log], np.float64).reshape(-1, 1)
+    seed = res.params.get("seed")
+    return SampleResult(
+        samples=samples, mean=full(res.image), std=std, log=list(res.log), sigma_log=sig,
+        iterations=res.iterations, converged=True, message=res.message, frames=[],
+        seconds=res.seconds, params=dict(res.params), method="inpaint",
+        seed=seed if isinstance(seed, int) else None,
+    )
 
 
 def _disp(img: np.ndarray) -> np.ndarray:
