@@ -113,7 +113,8 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
                    "(full Algorithm 2, K = --samples samples: mean, OUT_std, OUT_s<k>) or fill "
                    "(classical only)")
     p.add_argument("--fill", default=None, choices=tuple(FILLS),
-                   help="inpaint: the classical fill (the fast mode's start; default biharmonic)")
+                   help="inpaint: the classical fill (the fast mode's start; default blend, "
+                   "the mean of ns and biharmonic)")
     p.add_argument("--method", "-m", default="bfcnn", help="denoiser (default bfcnn)")
     p.add_argument("--model", default=None, help="bfcnn model: gray, color, digits or a .safetensors path")
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="denoiser parameter")

@@ -83,7 +83,7 @@ INPAINT_PARAMS: tuple[Param, ...] = (
     Param("mode", str, "fast", choices=INPAINT_MODES, label="Mode",
           help="fast: classical fill refined by a short Algorithm 2; sample: full Algorithm 2, K samples "
           "(mean and uncertainty); fill: the classical fill alone"),
-    Param("fill", str, "biharmonic", choices=tuple(FILLS), label="Classical fill",
+    Param("fill", str, "blend", choices=tuple(FILLS), label="Classical fill",
           help="the classical fill: the start of the fast mode and the result of the fill mode"),
     Param("margin", int, 24, lo=4, hi=256, unit="px", label="Context margin",
           help="known pixels kept around each hole on every side"),
