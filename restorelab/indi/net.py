@@ -1,0 +1,72 @@
+"""The t-conditioned restoration network F_θ(x_t, t) of InDI (Delbracio & Milanfar, TMLR 2023).
+
+It is the project's UNet (:class:`restorelab.models.nets.BFUNet`: average-pool down,
+bilinear up, skip concatenation, two 3×3 conv + norm + ReLU per block) whose first
+convolution also reads a *time embedding*: ``TIME_FEATURES`` constant maps of Fourier
+features of t, (t, sin 2^k π t, cos 2^k π t) for k = 0, 1, 2. A constant input map through
+a convolution is a t-dependent offset of every feature, so one network serves every t
+(the same role as the sinusoidal embedding of diffusion UNets, at no extra layers).
+
+The output is a residual, F(x_t, t) = x_t + g(x_t, t): at the start of training F is close
+to the identity and t → 0 leaves a nearly clean x_t nearly untouched.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from restorelab.models.nets import BFUNet, ConvBN, _init
+
+__all__ = ["IndiNet", "TIME_FEATURES", "ARCH", "time_features", "build_indi"]
+
+ARCH = "indi-unet"
+TIME_FEATURES = 7
+#: default (depth, width) of the shipped CPU-trained models
+DEFAULT_DEPTH, DEFAULT_WIDTH = 3, 16
+
+
+def time_features(t: torch.Tensor) -> torch.Tensor:
+    """(N,) times → (N, TIME_FEATURES): t, sin(2^k π t), cos(2^k π t), k = 0, 1, 2."""
+    t = t.reshape(-1, 1).float()
+    feats = [t]
+    for k in range(3):
+        a = (2**k) * math.pi * t
+        feats += [torch.sin(a), torch.cos(a)]
+    return torch.cat(feats, dim=1)
+
+
+class IndiNet(BFUNet):
+    """F_θ(x_t, t) = x_t + UNet([x_t, φ(t)]), φ the time features broadcast over the image."""
+
+    arch = ARCH
+
+    def __init__(self, channels: int = 3, depth: int = DEFAULT_DEPTH, width: int = DEFAULT_WIDTH) -> None:
+        super().__init__(channels=channels, depth=depth, width=width)
+        self.inc = ConvBN(channels + TIME_FEATURES, width, norm=False)
+        _init(self)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "time_features": TIME_FEATURES}
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | float = 1.0) -> torch.Tensor:  # type: ignore[override]
+        """F(x_t, t) for x_t (N, C, H, W) and t a number or an (N,) tensor in [0, 1]."""
+        n, _, h, w = x.shape
+        tt = torch.as_tensor(t, dtype=torch.float32, device=x.device).reshape(-1)
+        if tt.numel() == 1:
+            tt = tt.expand(n)
+        if tt.numel() != n:
+            raise ValueError(f"t must be a number or hold one time per image ({n}), got {tt.numel()}")
+        emb = time_features(tt).to(x.dtype)[:, :, None, None].expand(n, TIME_FEATURES, h, w)
+        return x + super().forward(torch.cat([x, emb], dim=1))
+
+
+def build_indi(channels: int = 3, depth: int | None = None, width: int | None = None) -> IndiNet:
+    """A fresh InDI network (defaults: 3 scales, width 16)."""
+    d = DEFAULT_DEPTH if depth is None else int(depth)
+    w = DEFAULT_WIDTH if width is None else int(width)
+    if d < 1 or w < 1:
+        raise ValueError(f"depth and width must be >= 1, got depth {d}, width {w}")
+    return IndiNet(channels=channels, depth=d, width=w)
