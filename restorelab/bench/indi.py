@@ -4,7 +4,8 @@ On centre crops of held-out colour images, for each degradation the same degrade
 (drawn from ``seed + i`` for image i) is restored by
 
 - InDI (the shipped model) with each N, and by
-- blur: Wiener deconvolution with the true kernel (``skimage.restoration.wiener``, the best
+- blur (both deconvolutions on the crop mirrored by the kernel size at its edges):
+  Wiener deconvolution with the true kernel (``skimage.restoration.wiener``, the best
   of three regularisation weights per image, an oracle choice in the classical answer's
   favour) and Richardson–Lucy with the true kernel (``skimage.restoration.richardson_lucy``,
   30 iterations), and Algorithm 2 of the prior sampler (Kadkhodaie & Simoncelli 2021) with
@@ -46,8 +47,15 @@ def hf_ratio(z: np.ndarray, ref: np.ndarray) -> float:
     return hf(z) / max(hf(ref), 1e-12)
 
 
-def _per_channel(fn: Callable[[np.ndarray], np.ndarray], y: np.ndarray) -> np.ndarray:
-    return np.stack([fn(np.ascontiguousarray(y[:, :, c], np.float64)) for c in range(y.shape[2])], 2)
+def _per_channel(fn: Callable[[np.ndarray], np.ndarray], y: np.ndarray, pad: int = 0) -> np.ndarray:
+    """``fn`` on each channel of ``y``, padded by ``pad`` px (mirrored) and cropped back, so a
+    deconvolution does not take the crop's edges for a jump to zero (or a circular wrap)."""
+    out = []
+    for c in range(y.shape[2]):
+        a = np.pad(np.asarray(y[:, :, c], np.float64), pad, mode="symmetric") if pad else y[:, :, c]
+        r = fn(np.ascontiguousarray(a, np.float64))
+        out.append(r[pad : r.shape[0] - pad, pad : r.shape[1] - pad] if pad else r)
+    return np.stack(out, 2)
 
 
 def wiener_best(y: np.ndarray, kernel: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -58,7 +66,7 @@ def wiener_best(y: np.ndarray, kernel: np.ndarray, x: np.ndarray) -> tuple[np.nd
 
     best: tuple[float, np.ndarray, float] | None = None
     for bal in (1e-3, 1e-2, 1e-1):
-        z = _per_channel(lambda c, b=bal: wiener(c, kernel, b, clip=False), y)
+        z = _per_channel(lambda c, b=bal: wiener(c, kernel, b, clip=False), y, pad=kernel.shape[0])
         z = np.clip(z, 0, 1).astype(np.float32)
         p = psnr(x, z)
         if best is None or p > best[0]:
@@ -72,7 +80,7 @@ def richardson_lucy(y: np.ndarray, kernel: np.ndarray, iters: int = 30) -> np.nd
     from skimage.restoration import richardson_lucy as rl
 
     k = kernel.astype(np.float64)
-    out = _per_channel(lambda c: rl(np.clip(c, 0, 1), k, num_iter=iters, clip=True), y)
+    out = _per_channel(lambda c: rl(np.clip(c, 0, 1), k, num_iter=iters, clip=True), y, pad=kernel.shape[0])
     return out.astype(np.float32)
 
 

@@ -7,8 +7,9 @@ features of t, (t, sin 2^k π t, cos 2^k π t) for k = 0, 1, 2. A constant input
 a convolution is a t-dependent offset of every feature, so one network serves every t
 (the same role as the sinusoidal embedding of diffusion UNets, at no extra layers).
 
-The output is a residual, F(x_t, t) = x_t + g(x_t, t): at the start of training F is close
-to the identity and t → 0 leaves a nearly clean x_t nearly untouched.
+The output is a residual, F(x_t, t) = x_t + g(x_t, t), with the last convolution starting at
+zero: at the start of training F is the identity (N = 1 returns the input), so a short
+training run can only add corrections, and t → 0 leaves a nearly clean x_t nearly untouched.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class IndiNet(BFUNet):
         super().__init__(channels=channels, depth=depth, width=width)
         self.inc = ConvBN(channels + TIME_FEATURES, width, norm=False)
         _init(self)
+        with torch.no_grad():
+            self.out.conv.weight.zero_()  # F = identity at the start: training only ever adds corrections
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "time_features": TIME_FEATURES}
