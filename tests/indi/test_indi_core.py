@@ -32,6 +32,15 @@ class ToyF(torch.nn.Module):
         return 0
 
 
+def _net(seed: int) -> torch.nn.Module:
+    """A small random InDI network whose last layer is not zero (so it is not the identity)."""
+    torch.manual_seed(seed)
+    net = build_indi(3, 2, 4)
+    with torch.no_grad():
+        net.out.conv.weight.normal_(0.0, 0.1)
+    return net.eval()
+
+
 def _img(seed: int, h: int = 24, w: int = 28) -> np.ndarray:
     return np.random.default_rng(seed).random((h, w, 3)).astype(np.float32)
 
@@ -56,8 +65,7 @@ def test_noise_start_stays_on_the_line_to_the_noisy_start() -> None:
 
 
 def test_one_step_is_the_network_at_t_equal_one() -> None:
-    torch.manual_seed(0)
-    net = build_indi(3, 2, 4).eval()
+    net = _net(0)
     y = _img(4, 20, 20)
     res = restore(y, "jpeg", 1, model=net, tile=0, eps=0.0, clip=False)
     with torch.no_grad():
@@ -66,17 +74,21 @@ def test_one_step_is_the_network_at_t_equal_one() -> None:
     assert np.abs(res.image - y).max() > 1e-3  # the network is not the identity here
 
 
+def test_a_fresh_network_is_the_identity() -> None:
+    y = _img(12)
+    res = restore(y, "blur", 3, model=build_indi(3, 2, 4).eval(), tile=0, eps=0.0)
+    np.testing.assert_allclose(res.image, y, atol=1e-6)
+
+
 def test_time_changes_the_network_output() -> None:
-    torch.manual_seed(0)
-    net = build_indi(3, 2, 4).eval()
+    net = _net(0)
     z = torch.from_numpy(_img(5, 16, 16)).permute(2, 0, 1)[None]
     with torch.no_grad():
         assert (net(z, 1.0) - net(z, 0.3)).abs().max() > 1e-4
 
 
 def test_tiled_steps_equal_the_whole_image() -> None:
-    torch.manual_seed(1)
-    net = build_indi(3, 2, 4).eval()
+    net = _net(1)
     y = _img(6, 45, 50)
     whole = restore(y, "blur", 2, model=net, tile=0, seed=3)
     tiled = restore(y, "blur", 2, model=net, tile=8, seed=3)
@@ -84,8 +96,7 @@ def test_tiled_steps_equal_the_whole_image() -> None:
 
 
 def test_restoration_is_deterministic_under_a_seed_and_reports_each_step() -> None:
-    torch.manual_seed(2)
-    net = build_indi(3, 2, 4).eval()
+    net = _net(2)
     y = _img(7)
     events = []
     a = run_job(restore_job(y, "sr4", 3, model=net, seed=11, eps=0.02, tile=0), on_progress=events.append)
@@ -154,8 +165,7 @@ def test_blur_of_a_constant_is_the_constant_and_jpeg_is_a_real_codec(astronaut_s
 
 
 def test_weights_round_trip(tmp_path: Path) -> None:
-    torch.manual_seed(3)
-    net = build_indi(3, 2, 4)
+    net = _net(3)
     net.train()
     net(torch.rand(2, 3, 16, 16), torch.rand(2))  # moves the running SDs
     p = save_indi(tmp_path / "m.safetensors", net, "sr4", 0.02, {"steps": 5})
