@@ -128,9 +128,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if traj_dir is not None:
         if traj_dir.exists() and not traj_dir.is_dir():
             raise CommandError(f"{traj_dir}: --trajectory needs a folder, and this is a file")
+        try:
+            traj_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CommandError(f"{traj_dir}: cannot create the folder ({e.strerror or e})") from None
         frames = [traj_dir / f"{src.stem}_t{k:03d}.png" for src in inputs for k in range(args.steps + 1)]
-        check_outputs(frames, args.overwrite, inputs=inputs, folders=[traj_dir])
-        traj_dir.mkdir(parents=True, exist_ok=True)
+        check_outputs([*outs, *frames], args.overwrite, inputs=inputs, folders=[traj_dir])
     load_for(args.indi, args.model, "cpu")  # a missing or bad model fails before any image is read
 
     def work(i: int, src: Path, dst: Path) -> None:
