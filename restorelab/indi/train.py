@@ -204,8 +204,8 @@ def train_indi_job(cfg: IndiTrainConfig) -> Generator[Progress, None, dict[str, 
     if new_log:
         log.writerow(["step", "lr", "loss", "patches_per_s", "val_psnr_input", "val_psnr_N1"])
     meta = {"patch": cfg.patch, "batch": cfg.batch, "lr": cfg.lr, "seed": cfg.seed,
-            "data": ",".join(Path(d).name for d in cfg.data), "command": cfg.command,
-            "val_images": len(pairs), "val_crop": cfg.val_crop}
+            "data": ", ".join(f"{Path(d).parent.name}/{Path(d).name}" for d in cfg.data),
+            "command": cfg.command, "val_images": len(pairs), "val_crop": cfg.val_crop}
     t0 = time.perf_counter()
     t_last, n_last, loss_acc, loss_n = t0, 0, 0.0, 0
     last_val: dict[str, float] = {}
