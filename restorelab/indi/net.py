@@ -68,6 +68,11 @@ class IndiNet(BFUNet):
     def config(self) -> dict[str, Any]:
         return {**super().config(), "time_features": TIME_FEATURES}
 
+    @property
+    def folded(self) -> bool:
+        """Always False: without norms there is nothing to fold, the weights are saved as they are."""
+        return False
+
     def forward(self, x: torch.Tensor, t: torch.Tensor | float = 1.0) -> torch.Tensor:  # type: ignore[override]
         """F(x_t, t) for x_t (N, C, H, W) and t a number or an (N,) tensor in [0, 1]."""
         n, _, h, w = x.shape

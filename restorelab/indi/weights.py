@@ -55,7 +55,7 @@ def read_indi_metadata(path: str | os.PathLike) -> dict[str, str]:
 def load_indi(
     path: str | os.PathLike, device: Any = "cpu", degradation: str | None = None
 ) -> tuple[IndiNet, dict[str, str]]:
-    """Load an InDI network in eval mode (norms folded into the convolutions) with its header.
+    """Load an InDI network in eval mode, gradients off, with its header.
 
     ``degradation``, when given, must be the one the file was trained for.
     """
@@ -82,7 +82,7 @@ def load_indi(
         raise ValueError(f"{p}: bad configuration: {e}") from None
     what = f"an InDI UNet (depth {depth}, width {width}, {channels} ch)"
     model.load_state_dict(read_checked_state(p, model.state_dict(), what))
-    model.eval().fold()
+    model.eval()
     for prm in model.parameters():
         prm.requires_grad_(False)
     return model.to(torch.device(device) if isinstance(device, str) else device), md
