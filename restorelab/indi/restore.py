@@ -49,7 +49,7 @@ RESTORE_PARAMS: tuple[Param, ...] = (
 )
 
 #: trajectories whose frames would exceed this many bytes keep evenly spaced frames only
-TRAJECTORY_BYTES = 1 << 30
+TRAJECTORY_BYTES = 512 << 20
 
 
 @dataclass
