@@ -235,3 +235,15 @@ def test_training_batch_lies_on_the_path() -> None:
         y = degrade.jpeg(xb, degrade.draw("jpeg", r)["quality"])
         want = (1 - float(t[b])) * xb + float(t[b]) * y
         np.testing.assert_allclose(xt[b].permute(1, 2, 0).numpy(), want, atol=1e-5)
+
+
+def test_long_trajectories_keep_evenly_spaced_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    from restorelab.indi import restore as core
+
+    x, y = _img(13), _img(14)
+    frame = x.size * 4
+    monkeypatch.setattr(core, "TRAJECTORY_BYTES", int(2.5 * frame))
+    res = restore(y, "blur", 4, model=ToyF(x), tile=0, eps=0.0, clip=False)
+    assert res.times == pytest.approx([1.0, 0.5, 0.0])
+    for t, f in zip(res.times, res.trajectory, strict=True):
+        np.testing.assert_allclose(f, (1 - t) * x + t * y, atol=1e-5)
