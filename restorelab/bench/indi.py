@@ -186,7 +186,8 @@ def run_bench(
     from restorelab import denoise
     from restorelab.bench.report import machine_line, markdown_table, write_section
     from restorelab.indi import degrade
-    from restorelab.indi.restore import load_for, model_path, restore
+    from restorelab.indi.paths import model_path
+    from restorelab.indi.restore import load_for, restore
     from restorelab.io import load_image
     from restorelab.jobs import run_job
     from restorelab.metrics import psnr, ssim

@@ -18,16 +18,16 @@ __all__ = ["DEGRADATIONS", "available", "restore_job", "restore", "model_path"]
 
 def available() -> list[str]:
     """The degradations with a shipped model (``resources/models/indi_<name>.safetensors``)."""
-    from restorelab.indi.restore import available as _available
+    from restorelab.indi import paths
 
-    return _available()
+    return paths.available()
 
 
 def model_path(degradation: str) -> Any:
     """Where the shipped model for ``degradation`` lives."""
-    from restorelab.indi.restore import model_path as _model_path
+    from restorelab.indi import paths
 
-    return _model_path(degradation)
+    return paths.model_path(degradation)
 
 
 def restore_job(y: Any, degradation: str, steps: int = 10, **kw: Any) -> Any:

@@ -32,12 +32,12 @@ import numpy as np
 import torch
 
 from restorelab.image import as_float_image
+from restorelab.indi import paths
 from restorelab.indi.degrade import DEGRADATIONS
 from restorelab.jobs import Progress
 from restorelab.params import Param, resolve_params
 
-__all__ = ["IndiResult", "RESTORE_PARAMS", "indi_times", "indi_step", "restore_job", "restore",
-           "model_path", "available", "load_for"]
+__all__ = ["IndiResult", "RESTORE_PARAMS", "indi_times", "indi_step", "restore_job", "restore", "load_for"]
 
 #: the restoration parameters, declared once (CLI, GUI and library check the same ranges)
 RESTORE_PARAMS: tuple[Param, ...] = (
@@ -78,20 +78,6 @@ def indi_step(x_t: torch.Tensor, f: torch.Tensor, t: float, delta: float) -> tor
     return a * f + (1.0 - a) * x_t
 
 
-def model_path(degradation: str) -> Path:
-    """The shipped weights for ``degradation``: ``resources/models/indi_<degradation>.safetensors``."""
-    from restorelab.resources import models_dir
-
-    if degradation not in DEGRADATIONS:
-        raise ValueError(f"unknown degradation {degradation!r}; expected one of {', '.join(DEGRADATIONS)}")
-    return models_dir() / f"indi_{degradation}.safetensors"
-
-
-def available() -> list[str]:
-    """The degradations with a shipped model."""
-    return [d for d in DEGRADATIONS if model_path(d).is_file()]
-
-
 _CACHE: dict[tuple[str, float, str], Any] = {}
 
 
@@ -102,7 +88,7 @@ def load_for(degradation: str, model: Any = None, device: Any = "cpu") -> tuple[
 
     if model is not None and not isinstance(model, (str, os.PathLike)):
         return model, float(getattr(model, "eps", 0.0))
-    p = Path(model) if model is not None else model_path(degradation)
+    p = Path(model) if model is not None else paths.model_path(degradation)
     if model is None and not p.is_file():
         raise FileNotFoundError(f"no InDI model for {degradation!r} is installed (expected {p})")
     key = (str(p.resolve()), p.stat().st_mtime, str(device))

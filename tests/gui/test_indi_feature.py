@@ -15,7 +15,7 @@ import torch
 @pytest.fixture
 def tiny_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A tiny untrained JPEG model installed in place of the shipped ones."""
-    from restorelab.indi import restore as core
+    from restorelab.indi import paths
     from restorelab.indi.net import build_indi
     from restorelab.indi.weights import save_indi
 
@@ -24,7 +24,7 @@ def tiny_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     with torch.no_grad():
         net.out.conv.weight.normal_(0.0, 0.1)  # not the identity a fresh network is
     p = save_indi(tmp_path / "indi_jpeg.safetensors", net, "jpeg", 0.01)
-    monkeypatch.setattr(core, "model_path", lambda d: tmp_path / f"indi_{d}.safetensors")
+    monkeypatch.setattr(paths, "model_path", lambda d: tmp_path / f"indi_{d}.safetensors")
     return p
 
 
