@@ -185,6 +185,8 @@ def cmd_bench_indi(args: argparse.Namespace) -> int:
     cmd = ["restorelab", "bench", "indi", "--set", args.set_dir, "--degradations", ",".join(degs),
            "--steps", ",".join(map(str, steps)), "--limit", str(args.limit), "--crop", str(args.crop),
            "--alg2-iters", str(args.alg2_iters), "--seed", str(args.seed)]
+    if args.device != "auto":
+        cmd += ["--device", args.device]
     run_bench(args.set_dir, degs, steps, limit=args.limit, crop=args.crop, alg2_iters=args.alg2_iters,
               seed=args.seed, device=args.device, out=None if args.no_write else args.out,
               command=shlex.join(cmd))
