@@ -59,6 +59,18 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     b.add_argument("--no-write", action="store_true", help="print the table only")
     b.set_defaults(func=cmd_bench_indi)
 
+    g = bench_sub.add_parser("indi-gui", help="the InDI dock on a large photo: progress, GUI stalls, cancel")
+    g.add_argument("--image", default=None, help="a photo (default: a synthetic --width x --height image)")
+    g.add_argument("--width", type=int, default=4000)
+    g.add_argument("--height", type=int, default=3000)
+    g.add_argument("--degradation", choices=_DEGS, default="jpeg")
+    g.add_argument("--steps", type=int, default=2)
+    g.add_argument("--tiles", type=int, default=15, help="cancel after this many progress events")
+    g.add_argument("--finish", action="store_true", help="let the run end instead of cancelling it")
+    g.add_argument("--out", default=None,
+                   help="also write the indi-gui-cancel (or -finish) section of this markdown file")
+    g.set_defaults(func=_bench_indi_gui)
+
 
 # --------------------------------------------------------------------------------------- train
 def train_indi(args: argparse.Namespace) -> int:
@@ -166,6 +178,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------- bench
+def _bench_indi_gui(args: argparse.Namespace) -> int:
+    from restorelab.bench.indi_gui import run
+
+    return run(args)
+
+
 def cmd_bench_indi(args: argparse.Namespace) -> int:
     """``restorelab bench indi``: see :func:`restorelab.bench.indi.run_bench`."""
     from restorelab.bench.indi import run_bench
