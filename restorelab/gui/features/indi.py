@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QPushButton, QSlid
 
 from restorelab import indi
 from restorelab.gui.context import AppContext
+from restorelab.gui.display import to_display
 from restorelab.gui.document import Document
 from restorelab.gui.features.base import Area, Feature
 from restorelab.gui.undo import edit_job
@@ -69,6 +70,7 @@ class IndiFeature(Feature):
         form.addRow(self.info)
         self.result: Any = None
         self._source: Document | None = None
+        self._displays: list[np.ndarray] = []
         self.a_run = self.action("Restore by direct iteration (InDI)", self.run, menu="Run",
                                  shortcut="Ctrl+Shift+R")
 
@@ -90,29 +92,43 @@ class IndiFeature(Feature):
         holder: dict[str, Any] = {}
 
         def keep(job: Any) -> Any:
-            res = yield from job
+            # on the worker: each preview and each trajectory frame also gets its uint8 display
+            # conversion here, so showing a 12 MP x_t costs the GUI thread no conversion
+            try:
+                while True:
+                    try:
+                        ev = next(job)
+                    except StopIteration as stop:
+                        res = stop.value
+                        break
+                    if ev.preview is not None:
+                        ev.data["display"] = to_display(np.asarray(ev.preview, np.float32))
+                    yield ev
+            finally:
+                job.close()
             holder["result"] = res
+            holder["displays"] = [to_display(np.asarray(f, np.float32)) for f in res.trajectory]
             return res.image
 
         def factory() -> Any:
             return edit_job(keep(indi.restore_job(y, deg, steps, seed=seed, device=dev)), y)
 
         def progress(batch: list[Progress]) -> None:
-            prev = next((e.preview for e in reversed(batch) if e.preview is not None), None)
-            if prev is not None and np.shape(prev)[:2] == y.shape[:2]:
-                self.ctx.preview(np.asarray(prev), owner=self)
+            ev = next((e for e in reversed(batch) if e.preview is not None), None)
+            if ev is not None and np.shape(ev.preview)[:2] == y.shape[:2]:
+                self.ctx.preview(np.asarray(ev.preview), owner=self, display=ev.data.get("display"))
 
         def done(e: Any) -> None:
             if self.doc is not doc:
                 return
             doc.ws.history.append(MethodChoice("indi", deg, {"steps": steps}, seed=seed))
             doc.apply_edit(e, f"InDI: {TITLES.get(deg, deg)}, {steps} step{'s' if steps > 1 else ''}")
-            self._show(holder.get("result"), doc)
+            self._show(holder.get("result"), doc, holder.get("displays"))
 
         return self.ctx.run(f"InDI ({deg}, N={steps})", factory, done, on_progress=progress)
 
-    def _show(self, result: Any, doc: Document) -> None:
-        self.result, self._source = result, doc
+    def _show(self, result: Any, doc: Document, displays: list[np.ndarray] | None = None) -> None:
+        self.result, self._source, self._displays = result, doc, list(displays or [])
         traj = list(getattr(result, "trajectory", []) or [])
         self.scrub.blockSignals(True)
         self.scrub.setRange(0, max(len(traj) - 1, 0))
@@ -130,12 +146,13 @@ class IndiFeature(Feature):
         if i == len(traj) - 1 or img.shape[:2] != self.doc.image.shape[:2]:
             self.ctx.clear_preview(self)  # the last frame is the applied result itself
         else:
-            self.ctx.preview(img, owner=self)
+            disp = self._displays[i] if i < len(self._displays) else None
+            self.ctx.preview(img, owner=self, display=disp)
         if i < len(times):
             self.info.setText(f"x_t at t = {float(times[i]):.3f}")
 
     def document_changed(self, doc: Document | None) -> None:
-        self.result, self._source = None, None
+        self.result, self._source, self._displays = None, None, []
         self.scrub.setEnabled(False)
         self.info.setText("")
 
