@@ -181,8 +181,12 @@ def run_bench(
     device: str = "auto",
     out: str | None = "BENCHMARKS.md",
     command: str = "restorelab bench indi",
+    models: str | None = None,
 ) -> dict[str, dict[str, list[float]]]:
-    """Run the benchmark, print the tables, write the ``indi`` section of ``out``."""
+    """Run the benchmark, print the tables, write the ``indi`` section of ``out``.
+
+    ``models`` is a folder of ``indi_<degradation>.safetensors`` (default: the shipped ones).
+    """
     from restorelab import denoise
     from restorelab.bench.report import machine_line, markdown_table, write_section
     from restorelab.indi import degrade
@@ -200,8 +204,10 @@ def run_bench(
     if not files:
         raise ValueError(f"no images in {d}")
     files = files[:limit] if limit else files
+    weights = {deg: Path(models) / f"indi_{deg}.safetensors" if models else model_path(deg)
+               for deg in degradations}
     for deg in degradations:
-        load_for(deg, None, "cpu")
+        load_for(deg, weights[deg], "cpu")
     den = denoise.get("bfcnn", device=device) if alg2_iters > 0 else None
     alg2 = {"h0": 0.05, "beta": 0.1, "max_iter": alg2_iters, "patience": alg2_iters, "sigma_L": 0.01,
             "seed": seed}
@@ -231,7 +237,7 @@ def run_bench(
             add(deg, "input", x, y)
             for n in steps:
                 t1 = time.perf_counter()
-                r = restore(y, deg, n, seed=seed + i, device=device)
+                r = restore(y, deg, n, seed=seed + i, device=device, model=weights[deg])
                 notes[deg].setdefault(f"indi{n}_s", []).append(time.perf_counter() - t1)
                 add(deg, f"InDI N={n}", x, r.image)
             if deg == "blur":
@@ -286,7 +292,7 @@ def run_bench(
                          "then its final denoise and projection)")
         if nd.get(f"indi{steps[-1]}_s"):
             extra.append(f"InDI N = {steps[-1]}: {np.mean(nd[f'indi{steps[-1]}_s']):.2f} s per crop")
-        model = model_path(deg).name
+        model = weights[deg].name
         parts.append(f"### {titles[deg]} (model `{model}`)\n\n{table}\n\n" + "; ".join(extra) + ".")
         print(f"\n{titles[deg]}\n{table}")
     elapsed = time.perf_counter() - t_all

@@ -54,6 +54,8 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     b.add_argument("--crop", type=int, default=64, help="centre crop side in px (multiple of 4)")
     b.add_argument("--alg2-iters", type=int, default=200, help="iteration cap of Algorithm 2 (0 = skip it)")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--models", default=None, metavar="DIR",
+                   help="folder of indi_<degradation>.safetensors (default: the shipped models)")
     b.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     b.add_argument("--out", default="BENCHMARKS.md", help="markdown file whose section is (re)written")
     b.add_argument("--no-write", action="store_true", help="print the table only")
@@ -203,9 +205,11 @@ def cmd_bench_indi(args: argparse.Namespace) -> int:
     cmd = ["restorelab", "bench", "indi", "--set", args.set_dir, "--degradations", ",".join(degs),
            "--steps", ",".join(map(str, steps)), "--limit", str(args.limit), "--crop", str(args.crop),
            "--alg2-iters", str(args.alg2_iters), "--seed", str(args.seed)]
+    if args.models:
+        cmd += ["--models", args.models]
     if args.device != "auto":
         cmd += ["--device", args.device]
     run_bench(args.set_dir, degs, steps, limit=args.limit, crop=args.crop, alg2_iters=args.alg2_iters,
               seed=args.seed, device=args.device, out=None if args.no_write else args.out,
-              command=shlex.join(cmd))
+              command=shlex.join(cmd), models=args.models)
     return 0
