@@ -22,6 +22,7 @@ __all__ = ["main", "build_parser", "CommandError"]
 _GROUPS = (
     "restorelab.cli.denoise_cmd",
     "restorelab.cli.train_cmd",
+    "restorelab.cli.indi_cmd",
     "restorelab.cli.edit_cmd",
     "restorelab.cli.prior_cmd",
     "restorelab.cli.ship_cmd",

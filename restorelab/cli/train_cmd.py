@@ -113,6 +113,12 @@ def register(sub: Any, bench_sub: Any) -> None:
     )
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", required=True, help="weights file to write (.safetensors)")
+    p.add_argument("--task", choices=("denoise", "indi"), default="denoise",
+                   help="denoise: a blind bias-free denoiser; indi: an InDI restoration network (colour)")
+    p.add_argument("--degradation", choices=("blur", "sr4", "jpeg"), default=None,
+                   help="--task indi: the degradation to undo, made on the fly from --data")
+    p.add_argument("--eps", type=float, default=0.01,
+                   help="--task indi: noise level of the path x_t = (1-t)x + ty + t*eps*n (0..1 scale)")
     p.set_defaults(func=_train)
 
     b = bench_sub.add_parser("bfcnn", help="PSNR of the learned bias-free denoiser on a test set")
@@ -186,6 +192,10 @@ def register(sub: Any, bench_sub: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.task == "indi":
+        from restorelab.cli.indi_cmd import train_indi
+
+        return train_indi(args)
     from restorelab.models.train import TrainConfig, train_job
 
     if not str(args.out).endswith(".safetensors"):

@@ -24,7 +24,8 @@ import torch
 from restorelab.models.nets import ARCHS, MAX_PARAMETERS, build_model, check_config
 from restorelab.params import Param, ParamError
 
-__all__ = ["FORMAT", "HEADER_PARAMS", "save_model", "load_model", "read_metadata", "check_header"]
+__all__ = ["FORMAT", "HEADER_PARAMS", "save_model", "load_model", "read_metadata", "check_header",
+           "read_checked_state"]
 
 FORMAT = "restorelab-bfnet-1"
 
@@ -131,13 +132,29 @@ def load_model(path: str | os.PathLike, device: Any = "cpu") -> tuple[torch.nn.M
 
     Checks names, shapes and dtypes of every tensor and that all values are finite.
     """
-    from safetensors import safe_open
-
     p = Path(path)
     md = read_metadata(p)
     arch, channels, depth, width = check_header(md, str(p))
     model = build_model(arch, channels, depth, width)
-    expected = model.state_dict()
+    what = f"a {arch} (depth {depth}, width {width}, {channels} ch)"
+    state = read_checked_state(p, model.state_dict(), what)
+    model.load_state_dict(state)
+    model.eval()
+    return model.to(device), md
+
+
+def read_checked_state(
+    path: str | os.PathLike, expected: dict[str, torch.Tensor], what: str
+) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, checked against ``expected`` (a fresh network's state).
+
+    Every name must match (none missing, none extra), every tensor must be float32 of the
+    expected shape and finite, and every BF-norm running SD positive; anything else, or a
+    file that cannot be read, raises ``ValueError`` naming the file and ``what`` it should hold.
+    """
+    from safetensors import safe_open
+
+    p = Path(path)
     state: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(p), framework="pt", device="cpu") as f:
@@ -146,7 +163,7 @@ def load_model(path: str | os.PathLike, device: Any = "cpu") -> tuple[torch.nn.M
             extra = sorted(keys - set(expected))
             if missing or extra:
                 raise ValueError(
-                    f"{p}: tensor names do not match a {arch} (depth {depth}, width {width}, {channels} ch): "
+                    f"{p}: tensor names do not match {what}: "
                     f"missing {missing[:4]}{'...' if len(missing) > 4 else ''}, unexpected {extra[:4]}"
                 )
             for k, ref in expected.items():
@@ -169,6 +186,4 @@ def load_model(path: str | os.PathLike, device: Any = "cpu") -> tuple[torch.nn.M
         raise ValueError(f"{p}: corrupt model file ({type(e).__name__}: {e})") from None
     if any(k.endswith("running_sd") and bool((v <= 0).any()) for k, v in state.items()):
         raise ValueError(f"{p}: a running standard deviation is not positive")
-    model.load_state_dict(state)
-    model.eval()
-    return model.to(device), md
+    return state

@@ -7,6 +7,7 @@ from restorelab.gui.features.analysis import AnalysisFeature
 from restorelab.gui.features.base import Feature
 from restorelab.gui.features.clone import CloneFeature
 from restorelab.gui.features.denoise import DenoiseFeature
+from restorelab.gui.features.indi import IndiFeature
 from restorelab.gui.features.manifold import ManifoldFeature
 from restorelab.gui.features.mask import MaskFeature
 from restorelab.gui.features.multiscale import MultiscaleFeature
@@ -23,6 +24,7 @@ FEATURES: tuple[type[Feature], ...] = (
     SamplerFeature,
     ManifoldFeature,
     MultiscaleFeature,
+    IndiFeature,
     AnalysisFeature,
 )
 
