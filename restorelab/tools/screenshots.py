@@ -9,7 +9,9 @@ like a user and saves ``QWidget.grab()`` of the main window:
 - ``clone.png`` — a seamless clone being dragged (live result), clone panel raised;
 - ``inpaint.png`` — Algorithm 2 filling a painted hole: σ_t/h_t plot, uncertainty map;
 - ``manifold.png`` — the 2-D manifold demo with trajectories over the density;
-- ``multiscale.png`` — the multiscale layers with raised fine-scale gains.
+- ``multiscale.png`` — the multiscale layers with raised fine-scale gains;
+- ``indi.png`` — a JPEG (quality 15) of the sample restored by InDI in 5 steps, split view;
+- ``analysis.png`` — the Analysis dock: a pixel's adaptive filter and the basis of the view.
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             Path(models_dir()) / ("bfcnn_color.safetensors" if channels == 3 else "bfcnn_gray.safetensors")
         ).exists()
 
-    want = set(a.only) if a.only else {"restore", "clone", "inpaint", "manifold", "multiscale"}
+    want = set(a.only) if a.only else {
+        "restore", "clone", "inpaint", "manifold", "multiscale", "indi", "analysis"}
 
     if "restore" in want:
         open_(str(sample_path()))
@@ -144,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         sname = a.sampler_denoiser or ("bfcnn" if "bfcnn" in names and have_bfcnn(1) else "wavelet")
         sv.denoiser.setCurrentIndex(sv.denoiser.findData(sname))
         rows = sv.form.rows
+        if "mode" in rows:
+            rows["mode"].set("sample")  # K samples: mean and the uncertainty map
         rows["samples"].set(4)
         if sname != "bfcnn":
             rows["max_iter"].set(400)
@@ -190,6 +195,48 @@ def main(argv: list[str] | None = None) -> int:
                 mp.sliders[1].setValue(1.8)
         pump(1500)
         shot("multiscale.png")
+
+    if "indi" in want:
+        import tempfile
+
+        from PIL import Image
+
+        # a strongly compressed copy of the sample (JPEG quality 15), restored by InDI
+        jpg = Path(tempfile.mkdtemp()) / "astronaut_q15.jpg"
+        Image.open(sample_path("astronaut.png")).convert("RGB").save(jpg, quality=15)
+        open_(str(jpg))
+        f = win.feature("indi")
+        f.degradation.setCurrentIndex(f.degradation.findData("jpeg"))
+        f.steps.setValue(5)
+        win.docks["indi"].show()
+        win.docks["indi"].raise_()
+        f.run()
+        wait_job()
+        win.canvas.vb.setRange(xRange=(120, 380), yRange=(40, 260))
+        win.a_compare.setChecked(True)
+        win.canvas.set_compare(True)
+        win.canvas.split_line.setValue(250)
+        shot("indi.png")
+        win.a_compare.setChecked(False)
+        win.canvas.set_compare(False)
+
+    if "analysis" in want:
+        open_(str(sample_path("camera.png")))
+        f = win.feature("analysis")
+        win.docks["analysis"].show()
+        win.docks["analysis"].raise_()
+        i = f.method.findData("bfcnn" if "bfcnn" in names and have_bfcnn(1) else "nlm")
+        f.method.setCurrentIndex(max(i, 0))
+        win.ctx.set_tool("probe")
+        win.canvas.handler.click(230.5, 200.5, Qt.KeyboardModifier.NoModifier)
+        for _ in range(600):
+            pump(100)
+            if f.filter_item.image is not None and not win.ctx.busy:
+                break
+        f.compute_basis()
+        wait_job()
+        win.canvas.vb.setRange(xRange=(150, 330), yRange=(120, 300))
+        shot("analysis.png")
 
     if win.doc is not None:
         win.doc.undo.setClean()
