@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--iters", type=int, default=150, help="sampler iterations per run")
     ap.add_argument("--competitors", type=int, default=1, help="CPU-bound processes for the loaded case")
+    ap.add_argument("--out", default="", help="markdown file to write the table into (e.g. BENCHMARKS.md)")
     a = ap.parse_args(argv)
+    rows: list[list[object]] = []
     cores = _usable_cores()
     _one_run(1, 5)  # warm-up: model load, allocator
     print(f"cores {cores}; {a.iters} iterations of Algorithm 2 on 32x32 (bfcnn gray, CPU)")
@@ -71,10 +73,25 @@ def main(argv: list[str] | None = None) -> int:
                 t = _one_run(threads, a.iters)
                 tag = " (policy)" if threads == policy else ""
                 print(f"{label:>16}: {threads} thread(s){tag}: {t:6.2f} s   load average {load:.2f}")
+                rows.append([label, threads, "yes" if threads == policy else "", f"{t:.2f}", f"{load:.2f}"])
         finally:
             stop.set()
             for p in procs:
                 p.join()
+    if a.out:
+        from restorelab.bench.report import machine_line, markdown_table, write_section
+
+        cmd = "python -m restorelab.bench.threads" + (f" --iters {a.iters}" if a.iters != 150 else "") + (
+            f" --competitors {a.competitors}" if a.competitors != 1 else "") + f" --out {a.out}"
+        text = (
+            f"`{cmd}` — {a.iters} iterations of Algorithm 2 (32² inpainting, learned gray denoiser, "
+            f"CPU) with torch at 1 thread, at every usable core ({cores}) and at the policy's choice "
+            "(`restorelab.device.torch_threads_for_work`: the free cores), first on the machine as it "
+            f"was, then beside {a.competitors} CPU-bound process(es) started by the command; the load "
+            f"average is read before each run. {machine_line()}.\n\n"
+            + markdown_table(["machine", "threads", "policy", "seconds", "1-min load"], rows)
+        )
+        write_section(a.out, "threads", text, "Sampler thread policy, idle and loaded")
     return 0
 
 
