@@ -4,7 +4,8 @@ Every edit is a :class:`DeltaCommand` holding *deltas*, never full copies per st
 stroke keeps the before/after of the 256×256 tiles it touched, a filter or clone result
 keeps the before/after of the bounding box of the pixels that changed. The arrays live
 in a :class:`DeltaStore` with a RAM budget; beyond it the oldest deltas are spilled to
-``.npy`` files in a private temporary folder (deleted with the store), so a long session
+``.npy`` files in a private temporary folder (deleted with the store) by the store's own
+writer thread, so that a spill never stalls the GUI thread, and a long session
 never grows without bound in memory. Commands change the document only through its
 methods (``write_patch``, ``swap``); the document drops every delta that no command left on
 its undo stack refers to (:meth:`DeltaStore.retain`), so the store is bounded by the undo
@@ -17,9 +18,11 @@ import itertools
 import os
 import shutil
 import tempfile
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 import numpy as np
@@ -44,19 +47,29 @@ TILE = 256
 
 
 class DeltaStore:
-    """Arrays kept in RAM up to ``budget`` bytes, then spilled (oldest first) to disk."""
+    """Arrays kept in RAM up to ``budget`` bytes, then spilled (oldest first) to disk.
+
+    A spill is written by the store's writer thread (a 24 MP result is a few hundred MB,
+    a tenth of a second or more to write); until its file is complete the array stays
+    readable from memory. :meth:`flush` waits for the pending writes."""
 
     def __init__(self, budget: int = 768 * 2**20) -> None:
         self.budget = int(budget)
         self._mem: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._writing: dict[int, tuple[np.ndarray, Future[None]]] = {}
         self._disk: dict[int, str] = {}
         self._ids = itertools.count()
         self._dir: str | None = None
+        self._lock = threading.Lock()
+        self._writer: ThreadPoolExecutor | None = None
         self.bytes_in_memory = 0
         weakref.finalize(self, DeltaStore._cleanup, self.__dict__)
 
     @staticmethod
     def _cleanup(state: dict) -> None:
+        w = state.get("_writer")
+        if w is not None:  # a write still running fails once its folder is gone: nothing is left
+            w.shutdown(wait=False, cancel_futures=True)
         d = state.get("_dir")
         if d:
             shutil.rmtree(d, ignore_errors=True)
@@ -75,10 +88,16 @@ class DeltaStore:
         if key in self._mem:
             self._mem.move_to_end(key)
             return self._mem[key]
-        return np.load(self._disk[key])
+        with self._lock:
+            pending = self._writing.get(key)
+            if pending is not None:
+                return pending[0]
+            path = self._disk[key]
+        return np.load(path)
 
     def keys(self) -> set[int]:
-        return set(self._mem) | set(self._disk)
+        with self._lock:
+            return set(self._mem) | set(self._writing) | set(self._disk)
 
     def retain(self, keep: set[int]) -> None:
         """Drop every array whose key is not in ``keep``."""
@@ -89,26 +108,51 @@ class DeltaStore:
         a = self._mem.pop(key, None)
         if a is not None:
             self.bytes_in_memory -= a.nbytes
-        p = self._disk.pop(key, None)
+        with self._lock:
+            pending = self._writing.pop(key, None)
+            p = self._disk.pop(key, None)
+        if pending is not None:  # its file is removed once written (see _write)
+            return
         if p:
             try:
                 os.remove(p)
             except OSError:
                 pass
 
+    def flush(self) -> None:
+        """Wait until every spill has been written."""
+        with self._lock:
+            futures = [f for _, f in self._writing.values()]
+        for f in futures:
+            f.result()
+
     @property
     def spilled(self) -> int:
-        return len(self._disk)
+        with self._lock:
+            return len(self._disk) + len(self._writing)
 
     def _spill(self) -> None:
         while self.bytes_in_memory > self.budget and len(self._mem) > 1:
             key, a = self._mem.popitem(last=False)
             if self._dir is None:
                 self._dir = tempfile.mkdtemp(prefix="restorelab-undo-")
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="restorelab-undo-spill")
             path = os.path.join(self._dir, f"{key}.npy")
-            np.save(path, a)
-            self._disk[key] = path
+            with self._lock:
+                self._writing[key] = (a, self._writer.submit(self._write, key, a, path))
             self.bytes_in_memory -= a.nbytes
+
+    def _write(self, key: int, a: np.ndarray, path: str) -> None:
+        np.save(path, a)
+        with self._lock:
+            if self._writing.pop(key, None) is not None:
+                self._disk[key] = path
+                return
+        try:  # dropped while it was being written
+            os.remove(path)
+        except OSError:
+            pass
 
 
 class DeltaCommand(QUndoCommand):
