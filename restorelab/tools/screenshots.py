@@ -221,22 +221,27 @@ def main(argv: list[str] | None = None) -> int:
         win.canvas.set_compare(False)
 
     if "analysis" in want:
-        open_(str(sample_path("camera.png")))
+        open_(str(sample_path()))  # the noisy sample: the filters spread where the network averages
         f = win.feature("analysis")
         win.docks["analysis"].show()
         win.docks["analysis"].raise_()
+        win.resizeDocks([win.docks["analysis"]], [430], Qt.Orientation.Vertical)
         i = f.method.findData("bfcnn" if "bfcnn" in names and have_bfcnn(1) else "nlm")
         f.method.setCurrentIndex(max(i, 0))
         win.ctx.set_tool("probe")
-        win.canvas.handler.click(230.5, 200.5, Qt.KeyboardModifier.NoModifier)
+        win.canvas.handler.click(300.5, 110.5, Qt.KeyboardModifier.NoModifier)
         for _ in range(600):
             pump(100)
             if f.filter_item.image is not None and not win.ctx.busy:
                 break
+        win.canvas.vb.setRange(xRange=(200, 400), yRange=(40, 200))
+        pump(300)
         f.compute_basis()
         wait_job()
-        win.canvas.vb.setRange(xRange=(150, 330), yRange=(120, 300))
+        f.sweep()  # tr J against σ (Hutchinson estimate with 8 probes)
+        wait_job()
         shot("analysis.png")
+        win.resizeDocks([win.docks["analysis"]], [250], Qt.Orientation.Vertical)
 
     if win.doc is not None:
         win.doc.undo.setClean()
