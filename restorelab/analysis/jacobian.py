@@ -198,7 +198,7 @@ def piecewise_linear_net(net: Any) -> bool:
     """
     from torch import nn
 
-    from restorelab.models.nets import BFCNN, BFUNet, BFBatchNorm2d, ConvBN
+    from restorelab.models.nets import BFCNN, BFBatchNorm2d, BFUNet, ConvBN
 
     if type(net) not in (BFCNN, BFUNet) or net.training:
         return False

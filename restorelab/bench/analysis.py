@@ -79,7 +79,7 @@ def bench_analysis(
         t_j, t_e = t1 - t0, time.perf_counter() - t1
         goal = GOALS_S["learned" if den.family == "learned" else "classical"] if size == 32 else None
         peer = "—"
-        if jac.method == "autograd":
+        if jac.method in ("autograd", "masked-linear"):
             # alternate ours and the peer twice and keep each one's best: a shared machine's load
             # otherwise decides which of two equal algorithms looks faster
             tp, Jp = _peer(den, y, s)
