@@ -64,6 +64,7 @@ __all__ = [
     "check_crop",
     "crop_around",
     "evaluator",
+    "piecewise_linear_net",
 ]
 
 #: registry names of the methods that are linear maps of y (exact Jacobian from basis vectors)
