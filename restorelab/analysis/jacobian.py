@@ -247,7 +247,7 @@ class _ReluMasks:
                 if k >= len(masks) or tuple(masks[k].shape[1:]) != tuple(x.shape[1:]):
                     raise RuntimeError("the replayed network does not follow the recorded forward pass")
                 state["k"] = k + 1
-                return x * masks[k]
+                return x.mul_(masks[k]) if kwargs.get("inplace", len(args) > 1 and args[1]) else x * masks[k]
 
         self.masks, self._state, self._mode = masks, state, Mode
 
