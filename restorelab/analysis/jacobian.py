@@ -18,7 +18,10 @@ How J is computed, chosen by :func:`jacobian_method` and stated in every result:
   pre-activation sign in one forward pass on y, and J(y) is that map: column j is the masked
   network applied to the unit vector e_j. The columns are forward passes only (no graph, no
   backward), ``batch`` unit vectors at a time, float32, channels-last; exact, not approximate,
-  and checked on the spot by Euler's identity J y = f(y) (falls back to ``autograd`` otherwise);
+  and checked on the spot by Euler's identity J y = f(y) (falls back to ``autograd`` otherwise).
+  Each column costs the multiply–adds of one forward pass, as each input-gradient VJP of
+  ``autograd`` does (the weights need no gradient); what it saves is the recorded graph and the
+  backward kernels (``restorelab bench analysis`` prints the ratio to ``torch.func.jacrev``);
 * ``autograd``: other learned torch models; each row is one vector–Jacobian product of the float32
   network, ``batch`` of them at a time through one recorded forward pass (``torch.func.vjp``
   under ``vmap``, what ``torch.func.jacrev`` does, with progress and cancel between batches);
