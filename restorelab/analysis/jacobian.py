@@ -11,7 +11,18 @@ J = I + σ²∇² log p(y) is symmetric with eigenvalues in [0, 1] (Milanfar & D
 
 How J is computed, chosen by :func:`jacobian_method` and stated in every result:
 
-* ``autograd``: learned torch models; each row is one vector–Jacobian product of the float32
+* ``masked-linear``: the project's bias-free networks (:mod:`restorelab.models.nets`: 3×3
+  convolutions without bias, folded BF batch norm, ReLU, average pooling, bilinear upsampling,
+  reflect padding, concatenation). Every layer but ReLU is linear, so at a fixed y the network
+  *is* the linear map obtained by replacing each ReLU with multiplication by the 0/1 mask of its
+  pre-activation sign in one forward pass on y, and J(y) is that map: column j is the masked
+  network applied to the unit vector e_j. The columns are forward passes only (no graph, no
+  backward), ``batch`` unit vectors at a time, float32, channels-last; exact, not approximate,
+  and checked on the spot by Euler's identity J y = f(y) (falls back to ``autograd`` otherwise).
+  Each column costs the multiply–adds of one forward pass, as each input-gradient VJP of
+  ``autograd`` does (the weights need no gradient); what it saves is the recorded graph and the
+  backward kernels (``restorelab bench analysis`` prints the ratio to ``torch.func.jacrev``);
+* ``autograd``: other learned torch models; each row is one vector–Jacobian product of the float32
   network, ``batch`` of them at a time through one recorded forward pass (``torch.func.vjp``
   under ``vmap``, what ``torch.func.jacrev`` does, with progress and cancel between batches);
 * ``exact-linear``: linear methods (heat, Gaussian, Tikhonov): column j is f(e_j), exact to
@@ -26,6 +37,7 @@ index (i·w + j)·c + k and a colour crop has a (3hw) × (3hw) Jacobian.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -55,6 +67,7 @@ __all__ = [
     "check_crop",
     "crop_around",
     "evaluator",
+    "piecewise_linear_net",
 ]
 
 #: registry names of the methods that are linear maps of y (exact Jacobian from basis vectors)
@@ -64,6 +77,10 @@ LINEAR_METHODS = frozenset({"heat", "gaussian", "tikhonov"})
 MAX_JACOBIAN_N = {1: 64 * 64, 3: 40 * 40 * 3}
 #: step of the finite differences on the [0, 1] intensity scale
 FD_STEP = 1e-3
+#: unit vectors per forward pass of the masked-linear network (larger batches use the 2 cores better)
+MASKED_BATCH = 256
+#: relative ‖J y − f(y)‖/‖f(y)‖ above which a masked-linear Jacobian is refused (float32 rounding is ~1e-7)
+MASKED_EULER_TOL = 1e-4
 #: central differences are replaced by forward ones when their estimated time exceeds this (s)
 FD_CENTRAL_BUDGET_S = 20.0
 
@@ -127,6 +144,31 @@ def crop_around(
     return top, left, ch, cw
 
 
+def _residual_forward(net: Any, mc: int, channels: int) -> Callable[[Any], Any]:
+    """x ↦ x − net(x) for a bias-free residual network with ``mc`` channels on ``channels``-channel
+    input (a gray model runs per channel on colour; a colour model on gray replicates and averages)."""
+    import torch
+
+    def f(x: Any) -> Any:
+        if mc == channels:
+            return x - net(x)
+        if mc == 1:
+            return torch.cat([x[:, k : k + 1] - net(x[:, k : k + 1]) for k in range(channels)], dim=1)
+        return (x.expand(-1, 3, -1, -1) - net(x.expand(-1, 3, -1, -1).contiguous())).mean(1, keepdim=True)
+
+    return f
+
+
+def _bf_network(den: Denoiser, channels: int) -> Any:
+    """The float32 folded FastDenoiser of a :class:`~restorelab.denoise.bfcnn.BFCNNDenoiser`, or None."""
+    from restorelab.denoise.bfcnn import BFCNNDenoiser, load_denoiser_model
+
+    if not isinstance(den, BFCNNDenoiser):
+        return None
+    p = den.resolved(0.1)
+    return load_denoiser_model(p["model"], den.device, channels=channels, precision="fp32", tile=0)
+
+
 def _torch_forward(den: Denoiser, channels: int, sigma: float) -> tuple[Callable[[Any], Any], Any] | None:
     """A differentiable float32 x ↦ f(x) on (N, C, H, W) tensors and its device, or None.
 
@@ -138,21 +180,9 @@ def _torch_forward(den: Denoiser, channels: int, sigma: float) -> tuple[Callable
 
     if not (den.torch_native and den.family == "learned"):
         return None
-    from restorelab.denoise.bfcnn import BFCNNDenoiser, load_denoiser_model
-
-    if isinstance(den, BFCNNDenoiser):
-        p = den.resolved(0.1)
-        fast = load_denoiser_model(p["model"], den.device, channels=channels, precision="fp32", tile=0)
-        net, mc = fast.net, fast.channels
-
-        def f(x: Any) -> Any:
-            if mc == channels:
-                return x - net(x)
-            if mc == 1:
-                return torch.cat([x[:, k : k + 1] - net(x[:, k : k + 1]) for k in range(channels)], dim=1)
-            return (x.expand(-1, 3, -1, -1) - net(x.expand(-1, 3, -1, -1).contiguous())).mean(1, keepdim=True)
-
-        return f, fast.device
+    fast = _bf_network(den, channels)
+    if fast is not None:
+        return _residual_forward(fast.net, fast.channels, channels), fast.device
     probe = torch.zeros(1, channels, 4, 4, requires_grad=True)
     with torch.enable_grad():
         out = den._denoise_tensor(probe, sigma)  # noqa: SLF001
@@ -161,12 +191,99 @@ def _torch_forward(den: Denoiser, channels: int, sigma: float) -> tuple[Callable
     return (lambda x: den._denoise_tensor(x, sigma)), probe.device  # noqa: SLF001
 
 
+def piecewise_linear_net(net: Any) -> bool:
+    """Whether ``net`` is one of the project's bias-free ReLU networks in eval mode.
+
+    True when every module is a :class:`~restorelab.models.nets.BFCNN` or
+    :class:`~restorelab.models.nets.BFUNet` built from ``ConvBN`` blocks, 3×3 convolutions without
+    bias and eval-mode BF batch norms: their forward passes use no nonlinearity but ReLU (the rest
+    is convolution, per-channel scaling, average pooling, bilinear upsampling, reflect padding,
+    concatenation and cropping, all linear), which is what the masked-linear Jacobian needs.
+    """
+    from torch import nn
+
+    from restorelab.models.nets import BFCNN, BFBatchNorm2d, BFUNet, ConvBN
+
+    if type(net) not in (BFCNN, BFUNet) or net.training:
+        return False
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            if m.bias is not None:
+                return False
+        elif isinstance(m, BFBatchNorm2d):
+            if m.training:
+                return False
+        elif type(m) not in (BFCNN, BFUNet, ConvBN, nn.Sequential, nn.ModuleList):
+            return False
+    return True
+
+
+class _ReluMasks:
+    """Records the ReLU masks of one forward pass, then replays the network with them (a linear map).
+
+    A ``TorchFunctionMode`` sees every ``F.relu`` call of the network. In ``record`` it stores the
+    mask 1[x > 0] of each pre-activation (ReLU's derivative, with autograd's convention 0 at 0)
+    and applies it; in ``replay`` the k-th ReLU multiplies by the k-th recorded mask instead,
+    broadcast over the batch, so the network becomes the linear map J(y) of the recorded y.
+    """
+
+    def __init__(self) -> None:
+        import torch.nn.functional as F
+        from torch.overrides import TorchFunctionMode
+
+        masks: list[Any] = []
+        state = {"replay": False, "k": 0}
+        relu = F.relu
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN202
+                kwargs = kwargs or {}
+                if func is not relu:
+                    return func(*args, **kwargs)
+                x = args[0]
+                if not state["replay"]:
+                    if x.shape[0] != 1:
+                        raise ValueError("ReLU masks are recorded on a batch of one image")
+                    masks.append((x > 0).to(x.dtype))
+                    return x * masks[-1]
+                k = state["k"]
+                if k >= len(masks) or tuple(masks[k].shape[1:]) != tuple(x.shape[1:]):
+                    raise RuntimeError("the replayed network does not follow the recorded forward pass")
+                state["k"] = k + 1
+                return x.mul_(masks[k]) if kwargs.get("inplace", len(args) > 1 and args[1]) else x * masks[k]
+
+        self.masks, self._state, self._mode = masks, state, Mode
+
+    def record(self, f: Callable[[Any], Any], x: Any) -> Any:
+        """f(x) for one image x, keeping the ReLU masks."""
+        self.masks.clear()
+        self._state.update(replay=False, k=0)
+        with self._mode():
+            return f(x)
+
+    def replay(self, f: Callable[[Any], Any], v: Any) -> Any:
+        """J(y) v for a batch v: f with every ReLU replaced by its recorded mask."""
+        self._state.update(replay=True, k=0)
+        with self._mode():
+            out = f(v)
+        if self._state["k"] != len(self.masks):
+            raise RuntimeError("the replayed network does not follow the recorded forward pass")
+        return out
+
+
 def jacobian_method(den: Denoiser) -> str:
-    """``autograd``, ``exact-linear`` or ``finite-differences`` (see the module docstring)."""
+    """``masked-linear``, ``autograd``, ``exact-linear`` or ``finite-differences`` (module docstring).
+
+    ``masked-linear`` is the choice for the bias-free networks; :func:`jacobian_job` still checks
+    the loaded network (:func:`piecewise_linear_net`, Euler's identity) and uses ``autograd`` when
+    either fails, and says so in the result's ``method``.
+    """
     if den.name in LINEAR_METHODS:
         return "exact-linear"
     if den.torch_native and den.family == "learned":
-        return "autograd"
+        from restorelab.denoise.bfcnn import BFCNNDenoiser
+
+        return "masked-linear" if isinstance(den, BFCNNDenoiser) else "autograd"
     return "finite-differences"
 
 
@@ -181,7 +298,7 @@ def evaluator(den: Denoiser, sigma: float, channels: int) -> Callable[[np.ndarra
     import torch
 
     s = check_sigma(sigma)
-    tf = _torch_forward(den, channels, s) if jacobian_method(den) == "autograd" else None
+    tf = _torch_forward(den, channels, s) if jacobian_method(den) in ("autograd", "masked-linear") else None
     if tf is not None:
         fwd, dev = tf
 
@@ -295,7 +412,7 @@ def jacobian_job(
     sigma: float,
     *,
     method: str = "auto",
-    batch: int = 64,
+    batch: int | None = None,
     fd_step: float = FD_STEP,
     fd_scheme: str = "auto",
     max_n: int | None = None,
@@ -303,23 +420,34 @@ def jacobian_job(
     """The Jacobian of ``den`` at the crop ``y`` ((h, w) or (h, w, 3), the denoiser's whole input).
 
     A job: yields one :class:`Progress` per batch of ``batch`` rows or columns (cancel between
-    batches) and returns a :class:`Jacobian`. ``method`` ``auto`` picks by
-    :func:`jacobian_method`; ``finite-differences`` can be forced for any method (a check of
-    the others). ``fd_scheme`` ``central``/``forward``/``auto`` (central unless its estimated
-    time exceeds :data:`FD_CENTRAL_BUDGET_S`).
+    batches; default :data:`MASKED_BATCH` for ``masked-linear``, 64 otherwise) and returns a
+    :class:`Jacobian`. ``method`` ``auto`` picks by :func:`jacobian_method`; ``autograd`` or
+    ``finite-differences`` can be forced (a check of the others). ``fd_scheme``
+    ``central``/``forward``/``auto`` (central unless its estimated time exceeds
+    :data:`FD_CENTRAL_BUDGET_S`).
     """
     s = check_sigma(sigma)
     x = _as_crop(y)
     n = check_size(x.shape, max_n)
     h, w, c = x.shape
     m = jacobian_method(den) if method == "auto" else method
-    if m not in ("autograd", "exact-linear", "finite-differences"):
-        raise ValueError(f"method must be auto, autograd, exact-linear or finite-differences; got {method!r}")
-    if batch < 1:
+    methods = ("masked-linear", "autograd", "exact-linear", "finite-differences")
+    if m not in methods:
+        raise ValueError(f"method must be auto, {', '.join(methods)}; got {method!r}")
+    if batch is not None and batch < 1:
         raise ValueError("batch must be >= 1")
     t0 = time.perf_counter()
-    nb = math.ceil(n / batch)
     J = np.empty((n, n), np.float64)
+    fallback = ""
+    if m == "masked-linear":
+        bm = MASKED_BATCH if batch is None else batch
+        res = yield from _masked_linear_job(den, x, bm, J)
+        if isinstance(res, str):
+            fallback, m = res, "autograd"
+        else:
+            fy, detail = res
+    batch = 64 if batch is None else batch
+    nb = math.ceil(n / batch)
     if m == "autograd":
         import torch
 
@@ -343,8 +471,10 @@ def jacobian_job(
             (rows,) = vmap(pullback)(cot.view(k, *out.shape))
             J[ours] = rows.detach().float().cpu().numpy().reshape(k, n)[:, perm]
             yield Progress(b + 1, nb, message=f"Jacobian: {ours[-1] + 1}/{n} rows (autograd)")
-        detail = f"reverse-mode autograd, float32, {n} vector-Jacobian products in batches of {batch}"
-    else:
+        detail = f"reverse-mode autograd, float32, {n} vector-Jacobian products in batches of {batch}" + (
+            f" ({fallback})" if fallback else ""
+        )
+    elif m != "masked-linear":
         f = evaluator(den, s, c)
         flat = x.reshape(-1)
         if m == "exact-linear":
@@ -385,6 +515,53 @@ def jacobian_job(
             else f"{scheme} finite differences, step {fd_step:g}, {n} columns in batches of {batch}"
         )
     return Jacobian(J, x, fy.reshape(x.shape), s, den.name, m, detail, time.perf_counter() - t0)
+
+
+def _masked_linear_job(
+    den: Denoiser, x: np.ndarray, batch: int, J: np.ndarray
+) -> Generator[Progress, None, tuple[np.ndarray, str] | str]:
+    """Fill J (n × n, our index order) with the columns of the masked-linear network at the crop x.
+
+    Returns (f(x), detail), or a reason (str) when the network is not of that kind or the result
+    fails Euler's identity ‖J x − f(x)‖ ≤ :data:`MASKED_EULER_TOL`·‖f(x)‖, for the caller to use
+    autograd instead.
+    """
+    import torch
+
+    h, w, c = x.shape
+    n = x.size
+    fast = _bf_network(den, c)
+    if fast is None or not piecewise_linear_net(fast.net):
+        return "the network is not a bias-free ReLU network of restorelab.models.nets"
+    cl = torch.channels_last
+    net = copy.deepcopy(fast.net).to(memory_format=cl)
+    f = _residual_forward(net, fast.channels, c)
+    dev = fast.device
+    masks = _ReluMasks()
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32))[None].to(dev)
+    # column j of ours is pixel (i, j') channel k: torch flat index (k·h + i)·w + j'
+    perm = torch.from_numpy(np.arange(n).reshape(c, h, w).transpose(1, 2, 0).ravel()).to(dev)
+    nb = math.ceil(n / batch)
+    with torch.no_grad():
+        fy = masks.record(f, xt.contiguous(memory_format=cl))[0].float().cpu().numpy().transpose(1, 2, 0)
+        for b in range(nb):
+            j0, j1 = b * batch, min(n, (b + 1) * batch)
+            k = j1 - j0
+            e = torch.zeros(k, n, device=dev)
+            e[torch.arange(k, device=dev), perm[j0:j1]] = 1.0
+            out = masks.replay(f, e.view(k, c, h, w).contiguous(memory_format=cl))
+            J[:, j0:j1] = out.permute(0, 2, 3, 1).reshape(k, n).T.double().cpu().numpy()
+            yield Progress(b + 1, nb, message=f"Jacobian: {j1}/{n} columns (masked-linear)")
+    fy = fy.astype(np.float64)
+    euler = float(np.linalg.norm(J @ x.reshape(-1) - fy.reshape(-1)))
+    scale = float(np.linalg.norm(fy))
+    if euler > MASKED_EULER_TOL * max(scale, 1e-12):
+        return f"masked-linear refused: ‖Jy − f(y)‖/‖f(y)‖ = {euler / max(scale, 1e-12):.1e}"
+    detail = (
+        f"exact: the network with each ReLU replaced by its 0/1 mask at y (one forward pass) is J(y); "
+        f"{n} columns as forward passes on unit vectors, float32, in batches of {batch}"
+    )
+    return fy, detail
 
 
 def jacobian(den: Denoiser, y: Any, sigma: float, **kw: Any) -> Jacobian:
@@ -439,7 +616,7 @@ def _trace_hutchinson(
     h, w, c = y.shape
     n = y.size
     z = rng.choice([-1.0, 1.0], size=(probes, h, w, c))
-    if jacobian_method(den) == "autograd":
+    if jacobian_method(den) in ("autograd", "masked-linear"):
         import torch
 
         tf = _torch_forward(den, c, s)
@@ -514,7 +691,7 @@ def trace_sweep_job(
 # ------------------------------------------------------------------------- one pixel
 def filter_kind(denoiser: Denoiser) -> str:
     """What :func:`adaptive_filter` returns for this denoiser, in words (for a label)."""
-    if jacobian_method(denoiser) == "autograd":
+    if jacobian_method(denoiser) in ("autograd", "masked-linear"):
         return "row of J (autograd): the weights the denoiser gives each pixel for this output pixel"
     if jacobian_method(denoiser) == "exact-linear":
         return "column of J (exact): the response to this pixel; equals the row for a symmetric filter"
@@ -560,7 +737,7 @@ def adaptive_filter(
     else:
         wsel[r, q, channel] = 1.0
     m = jacobian_method(denoiser)
-    if m == "autograd":
+    if m in ("autograd", "masked-linear"):
         tf = _torch_forward(denoiser, c, s)
         assert tf is not None
         fwd, dev = tf
