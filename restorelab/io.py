@@ -393,7 +393,8 @@ def _npy_header(path: Path, head: bytes, limit: int) -> _Header:
     return _Header("npy", int(shape[0]), int(shape[1]), 1 if c == 1 else c, dtype.itemsize * 8)
 
 
-def _kind_of(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, from its ``st_mode`` (for error messages)."""
     for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                        (stat.S_ISSOCK, "a socket")):
@@ -420,7 +421,7 @@ def _open_regular(path: Path) -> Any:
     if stat.S_ISDIR(st.st_mode):
         raise ImageError(path, "is a folder, not an image file")
     if not stat.S_ISREG(st.st_mode):
-        raise ImageError(path, f"is {_kind_of(st.st_mode)}, not a regular file")
+        raise ImageError(path, f"is {file_kind(st.st_mode)}, not a regular file")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
@@ -431,7 +432,7 @@ def _open_regular(path: Path) -> Any:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise ImageError(path, f"is {_kind_of(mode)}, not a regular file")
+            raise ImageError(path, f"is {file_kind(mode)}, not a regular file")
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

@@ -530,13 +530,6 @@ class Session:
 
 
 # ----------------------------------------------------------------------------- files
-def _kind_of(mode: int) -> str:
-    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return what
-    return "not a regular file"
 
 
 def _open_regular(path: Path) -> tuple[Any, int]:
@@ -546,14 +539,16 @@ def _open_regular(path: Path) -> tuple[Any, int]:
     ``O_NONBLOCK`` open and ``fstat`` on the descriptor (the name may have been replaced in
     between). ``OSError`` for a missing or unreadable file; :class:`SessionError` naming
     what the path is otherwise."""
+    from restorelab.io import file_kind
+
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
-        raise SessionError(f"{path} is {_kind_of(st.st_mode)}, not a regular file")
+        raise SessionError(f"{path} is {file_kind(st.st_mode)}, not a regular file")
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise SessionError(f"{path} is {_kind_of(st.st_mode)}, not a regular file")
+            raise SessionError(f"{path} is {file_kind(st.st_mode)}, not a regular file")
         return os.fdopen(fd, "rb"), int(st.st_size)
     except BaseException:
         os.close(fd)
