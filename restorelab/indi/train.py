@@ -40,6 +40,7 @@ from restorelab.models.train import (
     _save_ckpt,
     load_image_set,
     lr_at,
+    read_checkpoint,
 )
 
 __all__ = ["IndiTrainConfig", "indi_batch", "train_indi_job", "validate_indi"]
@@ -179,10 +180,7 @@ def train_indi_job(cfg: IndiTrainConfig) -> Generator[Progress, None, dict[str, 
     run = _run_dir(cfg)
     run.mkdir(parents=True, exist_ok=True)
     if cfg.resume:
-        ck = torch.load(cfg.resume, map_location="cpu", weights_only=True)
-        mc = json.loads(ck["model_config"])
-        if mc != model.config():
-            raise ValueError(f"{cfg.resume}: checkpoint is a {mc}, not a {model.config()}")
+        ck = read_checkpoint(cfg.resume, model)
         old = json.loads(ck["config"])
         if old.get("degradation") != cfg.degradation:
             raise ValueError(f"{cfg.resume}: checkpoint was trained for {old.get('degradation')!r}, "

@@ -19,6 +19,7 @@ import copy
 import csv
 import json
 import math
+import os
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -563,6 +564,16 @@ def train_macs_per_patch(model: torch.nn.Module, patch: int) -> float:
 
 
 # ------------------------------------------------------------------------------ checkpoint
+def read_checkpoint(path: str | os.PathLike, model: torch.nn.Module) -> dict[str, Any]:
+    """A training checkpoint (``RUN/last.ckpt``, tensors only: ``weights_only``), refused
+    with a clear error when it was written for another network configuration."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    mc = json.loads(ck["model_config"])
+    if mc != model.config():  # type: ignore[operator]
+        raise ValueError(f"{path}: checkpoint is a {mc}, not a {model.config()}")  # type: ignore[operator]
+    return ck
+
+
 def _save_ckpt(path: Path, state: dict[str, Any]) -> None:
     from restorelab.safety import atomic_write
 
@@ -652,10 +663,7 @@ def train_job(cfg: TrainConfig) -> Generator[Progress, None, dict[str, Any]]:
     run = _run_dir(cfg)
     run.mkdir(parents=True, exist_ok=True)
     if cfg.resume:
-        ck = torch.load(cfg.resume, map_location="cpu", weights_only=True)
-        mc = json.loads(ck["model_config"])
-        if mc != model.config():
-            raise ValueError(f"{cfg.resume}: checkpoint is a {mc}, not a {model.config()}")
+        ck = read_checkpoint(cfg.resume, model)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
         ema.load_state_dict(ck["ema"] if "ema" in ck else ck["model"])
