@@ -133,13 +133,21 @@ def _known_plane(x: np.ndarray, m: np.ndarray) -> np.ndarray:
     11/255 on a gentle one); filling the image minus this plane and adding it back keeps
     linear colour exactly as well, the plane being the same on both sides of the hole."""
     h, w = m.shape
-    yy, xx = np.mgrid[0:h, 0:w]
     k = ~m
-    A = np.stack([np.ones(int(k.sum())), yy[k] / h, xx[k] / w], 1)
-    vals = x[k].reshape(A.shape[0], -1)
-    coef, *_ = np.linalg.lstsq(A, vals, rcond=None)
-    full = np.stack([np.ones(h * w), (yy / h).ravel(), (xx / w).ravel()], 1) @ coef
-    return full.reshape(x.shape).astype(np.float32)
+    v = x.reshape(h, w, -1).astype(np.float64)
+    ys = (np.arange(h, dtype=np.float64) / h)[:, None]
+    xs = (np.arange(w, dtype=np.float64) / w)[None, :]
+    # normal equations of the 3-parameter fit from row/column sums (no n×3 design matrix)
+    kr, kc = k.sum(1).astype(np.float64), k.sum(0).astype(np.float64)
+    n, sy, sx = float(kr.sum()), float(kr @ ys[:, 0]), float(kc @ xs[0])
+    syy, sxx = float(kr @ ys[:, 0] ** 2), float(kc @ xs[0] ** 2)
+    sxy = float(ys[:, 0] @ (k.astype(np.float64) @ xs[0]))
+    ata = np.array([[n, sy, sx], [sy, syy, sxy], [sx, sxy, sxx]])
+    vk = v * k[:, :, None]
+    atb = np.stack([vk.sum((0, 1)), (vk.sum(1) * ys).sum(0), (vk.sum(0) * xs[0][:, None]).sum(0)])
+    coef = np.linalg.lstsq(ata, atb, rcond=None)[0]
+    plane = coef[0] + ys[:, :, None] * coef[1] + xs[:, :, None] * coef[2]
+    return plane.reshape(x.shape).astype(np.float32)
 
 
 def patch_fill(image: Any, hole: Any, patch: int = 9, search: int = 48) -> np.ndarray:
