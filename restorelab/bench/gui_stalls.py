@@ -19,16 +19,46 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["measure", "main"]
+__all__ = ["StallClock", "measure", "main"]
 
 GOAL_MS = 50.0
+
+
+class StallClock:
+    """The longest interval between two ticks of a 5 ms precise ``QTimer`` on the GUI thread
+    (a tick that comes late is a frame the window did not paint); ticking starts at once."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+
+        self.gaps: list[float] = []
+        self._clock = QElapsedTimer()
+        self._timer = QTimer()
+        self._timer.setInterval(5)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self.tick)
+        self._timer.start()
+
+    def tick(self) -> None:
+        if self._clock.isValid():
+            self.gaps.append(self._clock.nsecsElapsed() / 1e6)
+        self._clock.restart()
+
+    def restart(self) -> None:
+        """Forget the time until now (the action starts here)."""
+        self._clock.restart()
+
+    def stop(self) -> float:
+        """Stop ticking; the worst interval in ms."""
+        self._timer.stop()
+        return max(self.gaps) if self.gaps else 0.0
 
 
 def measure(width: int = 6000, height: int = 4000) -> list[tuple[str, float, float]]:
     """(action, worst stall in ms, seconds until done) for each action on a W×H colour photo."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["RESTORELAB_NO_AUTOSAVE"] = "1"
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, Qt, QTimer
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
     from restorelab.gui import dialogs
     from restorelab.gui.app import create_app
@@ -61,30 +91,17 @@ def measure(width: int = 6000, height: int = 4000) -> list[tuple[str, float, flo
     def timed(
         action: Callable[[], Any], done: Callable[[], bool], timeout: float = 600.0
     ) -> tuple[float, float]:
-        gaps: list[float] = []
-        clock = QElapsedTimer()
-        timer = QTimer()
-        timer.setInterval(5)
-        timer.setTimerType(Qt.TimerType.PreciseTimer)
-
-        def tick() -> None:
-            if clock.isValid():
-                gaps.append(clock.nsecsElapsed() / 1e6)
-            clock.restart()
-
-        timer.timeout.connect(tick)
-        timer.start()
+        clock = StallClock()
         pump(50)
         t0 = time.monotonic()
         clock.restart()
         action()
-        tick()  # the action's own time on the GUI thread counts
+        clock.tick()  # the action's own time on the GUI thread counts
         while not done() and time.monotonic() - t0 < timeout:
             pump(5)
         seconds = time.monotonic() - t0
         pump(50)  # what the end of the job does on the GUI thread (apply, redraw) counts too
-        timer.stop()
-        return max(gaps) if gaps else 0.0, seconds
+        return clock.stop(), seconds
 
     idle = lambda: not win.ctx.busy  # noqa: E731
     rows: list[tuple[str, float, float]] = []

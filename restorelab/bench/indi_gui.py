@@ -27,8 +27,9 @@ def measure(image: str | None, width: int, height: int, degradation: str, steps:
     """Run the dock once; a dict of the measured figures."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["RESTORELAB_NO_AUTOSAVE"] = "1"
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, Qt, QTimer
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
+    from restorelab.bench.gui_stalls import StallClock
     from restorelab.gui.app import create_app
     from restorelab.gui.main_window import MainWindow
 
@@ -62,25 +63,13 @@ def measure(image: str | None, width: int, height: int, degradation: str, steps:
     f = win.feature("indi")
     f.degradation.setCurrentIndex(f.degradation.findData(degradation))
     f.steps.setValue(steps)
-    gaps: list[float] = []
-    clock = QElapsedTimer()
-    timer = QTimer()
-    timer.setInterval(5)
-    timer.setTimerType(Qt.TimerType.PreciseTimer)
-
-    def tick() -> None:
-        if clock.isValid():
-            gaps.append(clock.nsecsElapsed() / 1e6)
-        clock.restart()
-
-    timer.timeout.connect(tick)
-    timer.start()
+    clock = StallClock()
     pump(50)
     t0 = time.monotonic()
     clock.restart()
     if not f.run():
         raise RuntimeError(f"the InDI dock refused to run ({degradation!r} model installed?)")
-    tick()
+    clock.tick()
     out: dict[str, Any] = {"shape": doc.image.shape}
     total = int(win.ctx.progress_bar.maximum())
     if finish:
@@ -97,8 +86,7 @@ def measure(image: str | None, width: int, height: int, degradation: str, steps:
         out["cancel_s"] = time.monotonic() - tc
         out["unchanged"] = bool(np.array_equal(doc.image, before)) and doc.undo.count() == 0
     pump(50)
-    timer.stop()
-    out["worst_stall_ms"] = max(gaps) if gaps else 0.0
+    out["worst_stall_ms"] = clock.stop()
     doc.undo.setClean()
     win.close()
     app.processEvents()
