@@ -43,7 +43,7 @@ _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".bmp")
 
 def _wants_gui(args: list[str]) -> bool:
     """True when the command line opens the window (no command, ``gui``, or an image path)."""
-    if not args or args[0] == "gui":
+    if not args or args[0] in ("gui", "--self-test"):
         return True
     first = args[0]
     return not first.startswith("-") and first.lower().endswith(_IMAGE_SUFFIXES)
@@ -135,8 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     known = set()
     for action in parser._subparsers._group_actions if parser._subparsers else []:  # noqa: SLF001
         known.update(getattr(action, "choices", {}) or {})
-    if not args_list or (args_list[0] not in known and not args_list[0].startswith("-")):
-        args_list = ["gui", *args_list]
+    top_level = {"-h", "--help", "--version"}
+    if not args_list or (args_list[0] not in known and args_list[0] not in top_level):
+        args_list = ["gui", *args_list]  # an image or an option of the window (e.g. --self-test)
     args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
         parser.print_help()

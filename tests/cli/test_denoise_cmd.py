@@ -302,3 +302,19 @@ def test_bench_bad_arguments(tmp_path, capsys):
     assert rc == 2 and "--sigma" in err
     rc, _, err = _run(capsys, "bench", "denoise", "--set", str(tmp_path), "--sigma", "25", "--peers", "foo")
     assert rc == 2
+
+
+def test_options_of_the_window_open_it_without_naming_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``restorelab --self-test`` (the packaging script's check) is ``restorelab gui --self-test``;
+    the top-level options keep their meaning."""
+    from restorelab import cli
+    from restorelab.cli import app_cmd
+
+    seen: list[tuple[str | None, bool]] = []
+    monkeypatch.setattr(app_cmd, "run", lambda a: seen.append((a.image, a.self_test)) or 0)
+    assert cli.main(["--self-test"]) == 0
+    assert cli.main(["photo.png", "--self-test"]) == 0
+    assert seen == [(None, True), ("photo.png", True)]
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0 and seen == [(None, True), ("photo.png", True)]
