@@ -19,9 +19,30 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["StallClock", "measure", "main"]
+__all__ = ["StallClock", "pump", "synthetic_photo", "measure", "main"]
 
 GOAL_MS = 50.0
+
+
+def pump(ms: int) -> None:
+    """Run the GUI event loop for ``ms`` milliseconds."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def synthetic_photo(path: Path, width: int, height: int, noise: float = 0.0) -> Path:
+    """A smooth colour W×H test image (ramps and a slow pattern, plus Gaussian noise of
+    ``noise``, seed 0) saved as float32 ``.npy`` at ``path``."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    img = np.stack([xx / width, yy / height, 0.5 + 0.25 * np.sin(xx / 50) * np.cos(yy / 70)], axis=2)
+    del yy, xx
+    if noise:
+        img += np.random.default_rng(0).normal(0, noise, img.shape).astype(np.float32)
+    np.save(path, np.clip(img, 0, 1).astype(np.float32))
+    return path
 
 
 class StallClock:
@@ -58,7 +79,7 @@ def measure(width: int = 6000, height: int = 4000) -> list[tuple[str, float, flo
     """(action, worst stall in ms, seconds until done) for each action on a W×H colour photo."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["RESTORELAB_NO_AUTOSAVE"] = "1"
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from PySide6.QtCore import QSettings
 
     from restorelab.gui import dialogs
     from restorelab.gui.app import create_app
@@ -72,21 +93,10 @@ def measure(width: int = 6000, height: int = 4000) -> list[tuple[str, float, flo
 
     dialogs.error = _error
     tmp = Path(tempfile.mkdtemp(prefix="restorelab-stalls-"))
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    img = np.stack([xx / width, yy / height, 0.5 + 0.25 * np.sin(xx / 50) * np.cos(yy / 70)], axis=2)
-    img += rng.normal(0, 0.05, img.shape).astype(np.float32)
-    src = tmp / "photo.npy"
-    np.save(src, np.clip(img, 0, 1).astype(np.float32))
-    del img, yy, xx
+    src = synthetic_photo(tmp / "photo.npy", width, height, noise=0.05)
     win = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat))
     win.resize(1400, 900)
     win.show()
-
-    def pump(ms: int) -> None:
-        loop = QEventLoop()
-        QTimer.singleShot(ms, loop.quit)
-        loop.exec()
 
     def timed(
         action: Callable[[], Any], done: Callable[[], bool], timeout: float = 600.0

@@ -27,28 +27,19 @@ def measure(image: str | None, width: int, height: int, degradation: str, steps:
     """Run the dock once; a dict of the measured figures."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["RESTORELAB_NO_AUTOSAVE"] = "1"
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from PySide6.QtCore import QSettings
 
-    from restorelab.bench.gui_stalls import StallClock
+    from restorelab.bench.gui_stalls import StallClock, pump, synthetic_photo
     from restorelab.gui.app import create_app
     from restorelab.gui.main_window import MainWindow
 
     app = create_app([sys.argv[0]])
     tmp = Path(tempfile.mkdtemp(prefix="restorelab-indi-gui-"))
     if image is None:
-        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-        img = np.stack([xx / width, yy / height, 0.5 + 0.25 * np.sin(xx / 50) * np.cos(yy / 70)], axis=2)
-        image = str(tmp / "photo.npy")
-        np.save(image, np.clip(img, 0, 1).astype(np.float32))
-        del img, yy, xx
+        image = str(synthetic_photo(tmp / "photo.npy", width, height))
     win = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat))
     win.resize(1400, 900)
     win.show()
-
-    def pump(ms: int) -> None:
-        loop = QEventLoop()
-        QTimer.singleShot(ms, loop.quit)
-        loop.exec()
 
     def until(pred: Any, timeout: float) -> bool:
         t0 = time.monotonic()
