@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
 
 
 def _stalls(args: argparse.Namespace) -> int:
-    from restorelab.bench.gui_stalls import main
+    from restorelab.gui.bench.stalls import main
 
     return main(["--width", str(args.width), "--height", str(args.height), "--out", args.out])
 

@@ -181,7 +181,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------- bench
 def _bench_indi_gui(args: argparse.Namespace) -> int:
-    from restorelab.bench.indi_gui import run
+    from restorelab.gui.bench.indi import run
 
     return run(args)
 

@@ -1,1 +1,4 @@
-"""Developer tools: the documentation screenshots, the training pipeline of the shipped models."""
+"""Developer tools: the training pipeline of the shipped models.
+
+The documentation screenshots drive the window, so they live in :mod:`restorelab.gui.screenshots`.
+"""

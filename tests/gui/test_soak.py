@@ -6,7 +6,7 @@ from typing import Any
 
 
 def test_soak_cycles_cancel_and_leak_nothing(qapp: Any, tmp_path: Any) -> None:
-    from restorelab.bench import gui_soak as bench_soak
+    from restorelab.gui.bench import soak as bench_soak
 
     r = bench_soak.soak(40, 8, denoiser="tv", size=16, warmup=4)
     d, s = r["denoise"], r["sample"]

@@ -1,6 +1,6 @@
 """Brush-stamp and view benchmark on a large image (default 6000×4000 RGB, 24 MP).
 
-``python -m restorelab.bench.gui_paint [--width 6000 --height 4000 --radius 12 40 120]``
+``python -m restorelab.gui.bench.paint [--width 6000 --height 4000 --radius 12 40 120]``
 
 In the real main window (offscreen), a stroke of stamps is painted through the brush tool
 handler; each stamp is timed on the GUI thread twice: the mask update alone (numpy write of
@@ -143,7 +143,7 @@ def report(rows: list[dict], width: int, height: int) -> str:
         + "\n\nZoom/pan repaint of the whole canvas: "
         f"median {v['view_med']:.1f} ms, max {v['view_max']:.1f} ms; "
         f"opening the {width}×{height} document took {v['open_s']:.2f} s.\n\n"
-        f"`python -m restorelab.bench.gui_paint` — {machine_line()}\n"
+        f"`python -m restorelab.gui.bench.paint` — {machine_line()}\n"
     )
 
 

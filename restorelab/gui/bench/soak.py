@@ -1,6 +1,6 @@
 """Soak the GUI worker: start/cancel cycles of a denoiser job and a sampler job.
 
-``python -m restorelab.bench.gui_soak [--denoise 1000] [--sample 200] [--denoiser tv] [--size 32]``
+``python -m restorelab.gui.bench.soak [--denoise 1000] [--sample 200] [--denoiser tv] [--size 32]``
 
 Each cycle starts a core job through the real :class:`~restorelab.gui.runner.JobController`
 (a ``QThread`` per job, queued signals, offscreen ``QApplication``), waits for its first
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         + markdown_table(head, rows)
         + f"\n\nTotal resident growth {total:+.1f} MB; "
         f"threads leaked (OS, Python): {leaked[0]}, {leaked[1]}.\n\n"
-        f"`python -m restorelab.bench.gui_soak --denoise {a.denoise} --sample {a.sample} "
+        f"`python -m restorelab.gui.bench.soak --denoise {a.denoise} --sample {a.sample} "
         f"--denoiser {a.denoiser} --size {a.size}` — {machine_line()}\n"
     )
     print(md)

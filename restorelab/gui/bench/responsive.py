@@ -1,6 +1,6 @@
 """Measure GUI responsiveness while a sampler job runs in the worker.
 
-``python -m restorelab.bench.gui_responsive [--seconds 4] [--denoiser NAME] [--size 32]``
+``python -m restorelab.gui.bench.responsive [--seconds 4] [--denoiser NAME] [--size 32]``
 
 A 5 ms ``QTimer`` ticks on the GUI thread of the real main window while Algorithm 1 runs;
 the longest interval between two ticks is the worst stall of the GUI thread. Also prints
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         f"A 5 ms QTimer on the GUI thread of the real window while Algorithm 1 runs in the worker for "
         f"{a.seconds:g} s (idle: the same timer with no job, the machine's own noise).\n\n"
         + markdown_table(head, [row])
-        + f"\n\n`python -m restorelab.bench.gui_responsive --denoiser {r['denoiser']} --size {a.size}` — "
+        + f"\n\n`python -m restorelab.gui.bench.responsive --denoiser {r['denoiser']} --size {a.size}` — "
         f"{machine_line()}\n"
     )
     print(md)

@@ -29,8 +29,8 @@ def measure(image: str | None, width: int, height: int, degradation: str, steps:
     os.environ["RESTORELAB_NO_AUTOSAVE"] = "1"
     from PySide6.QtCore import QSettings
 
-    from restorelab.bench.gui_stalls import StallClock, pump, synthetic_photo
     from restorelab.gui.app import create_app
+    from restorelab.gui.bench.stalls import StallClock, pump, synthetic_photo
     from restorelab.gui.main_window import MainWindow
 
     app = create_app([sys.argv[0]])

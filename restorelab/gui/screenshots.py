@@ -1,8 +1,8 @@
 """Take the documentation screenshots from the real window.
 
-``python -m restorelab.tools.screenshots [OUT_DIR] [--denoiser NAME] [--sampler-denoiser NAME]``
+``python -m restorelab.gui.screenshots [OUT_DIR] [--denoiser NAME] [--sampler-denoiser NAME]``
 (run it under a real X server for real fonts: ``xvfb-run -s "-screen 0 1600x1000x24"
-python -m restorelab.tools.screenshots docs/screenshots``). Each scenario drives the window
+python -m restorelab.gui.screenshots docs/screenshots``). Each scenario drives the window
 like a user and saves ``QWidget.grab()`` of the main window:
 
 - ``restore.png`` — the noisy sample denoised, before/after split line in the middle;
