@@ -74,7 +74,32 @@ class GeneralizationConfig:
     validation: int = 64
     device: str = "auto"
     threads: int = 0
+    #: keep the networks already trained in ``out/models`` (same training settings, checked
+    #: against ``out/config.json``) and only sample and measure again: the sampler's settings
+    #: (β, σ_L, seeds) can be varied without retraining, and a cancelled run continues
+    reuse_models: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: the settings that decide what a network of the experiment is; ``reuse_models`` requires them equal
+TRAINING_FIELDS = (
+    "data", "arch", "depth", "width", "steps", "batch", "lr", "max_minutes", "seed", "validation",
+)
+
+
+def _check_reusable(out: Path, cfg: GeneralizationConfig) -> None:
+    """Refuse to reuse networks that were trained with other settings (``ValueError``)."""
+    path = out / "config.json"
+    if not path.is_file():
+        raise ValueError(f"--reuse-models: {path} is missing, so the networks in {out / 'models'} "
+                         "cannot be checked against these settings")
+    old = json.loads(path.read_text())
+    new = asdict(cfg)
+    diff = [f"{k}: {old.get(k)!r} there, {new[k]!r} here" for k in TRAINING_FIELDS if old.get(k) != new[k]]
+    if diff:
+        raise ValueError(
+            "--reuse-models: the networks were trained with other settings (" + "; ".join(diff) + ")"
+        )
 
 
 @dataclass
@@ -168,7 +193,10 @@ def generalization_job(
     digits = load_digits(cfg.data) if digits is None else np.asarray(digits)
     splits = {n: split_subsets(len(digits), n, cfg.validation, cfg.seed) for n in sizes}
     out = Path(cfg.out)
+    if cfg.reuse_models:
+        _check_reusable(out, cfg)
     out.mkdir(parents=True, exist_ok=True)
+    _write_text(out / "config.json", json.dumps(asdict(cfg), indent=2, default=str))
     dev = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -210,8 +238,11 @@ def generalization_job(
                 max_minutes=cfg.max_minutes,
                 command=f"restorelab experiment generalization (N={n}, subset {tag})",
             )
-            for ev in train_job(tc):
-                yield Progress(done_models, n_models, message=f"N={n} net {tag}: {ev.message}")
+            if cfg.reuse_models and weights.is_file():
+                yield Progress(done_models, n_models, message=f"N={n} net {tag}: reusing {weights.name}")
+            else:
+                for ev in train_job(tc):
+                    yield Progress(done_models, n_models, message=f"N={n} net {tag}: {ev.message}")
             done_models += 1
             den = denoise.get("bfcnn", model=str(weights), device=dev)
             res = yield from _relabel(

@@ -54,6 +54,9 @@ def register(sub: Any, bench_sub: Any) -> None:
     g.add_argument("--seed", type=int, default=C.seed)
     g.add_argument("--device", default=C.device, help="auto | cpu | cuda")
     g.add_argument("--threads", type=int, default=C.threads, help="CPU threads (0 = torch default)")
+    g.add_argument("--reuse-models", action="store_true",
+                   help="keep the networks already trained in OUT/models (same training settings) "
+                        "and only sample and measure again")
     g.set_defaults(func=_generalization)
 
 
@@ -78,6 +81,7 @@ def _generalization(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         threads=args.threads,
+        reuse_models=args.reuse_models,
     )
     t0 = time.perf_counter()
     last = [""]

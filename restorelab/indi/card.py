@@ -57,7 +57,8 @@ def render_indi_card(weights: str | Path, *, log_csv: str | Path | None = None, 
         f"| seed | {md.get('seed')} |",
     ]
     if md.get("ema") is not None:
-        lines.append(f"| shipped weights | exponential moving average, decay {md['ema']}; loss {md.get('loss', 'l2')} |")
+        lines.append(f"| shipped weights | exponential moving average, decay {md['ema']}; "
+                     f"loss {md.get('loss', 'l2')} |")
     if vp:
         lines.append(f"| held-out validation PSNR ({md.get('val_images', '?')} centre crops of "
                      f"{md.get('val_crop', '?')}², fixed degradations) | degraded input "

@@ -154,3 +154,32 @@ def test_generalization_job_end_to_end_on_synthetic_digits(tmp_path):
     with open(res.csv_path) as f:
         assert len(list(csv.DictReader(f))) == 4
     assert load_image(res.figure_path).shape[2] == 3
+
+
+def test_generalization_reuses_its_trained_networks_only_with_the_same_training_settings(tmp_path):
+    from dataclasses import replace
+
+    from restorelab.analysis.generalization import GeneralizationConfig, generalization_job
+    from restorelab.jobs import run_job
+
+    digits = np.zeros((8, 28, 28), np.uint8)
+    for k in range(8):
+        digits[k, 2 + 3 * k : 4 + 3 * k, 4:24] = 220
+    cfg = GeneralizationConfig(out=str(tmp_path / "gen"), sizes=(2,), depth=2, width=4, steps=2, batch=2,
+                               samples=2, max_iter=3, validation=2, device="cpu", max_minutes=1.0)
+    run_job(generalization_job(cfg, digits=digits))
+    weights = tmp_path / "gen" / "models" / "n2_a.safetensors"
+    before = weights.read_bytes()
+    log = tmp_path / "gen" / "runs" / "n2_a" / "log.csv"
+    log_before = log.read_text()
+    messages: list[str] = []
+    again = replace(cfg, beta=0.9, reuse_models=True)
+    res = run_job(generalization_job(again, digits=digits), on_progress=lambda p: messages.append(p.message))
+    assert weights.read_bytes() == before and log.read_text() == log_before  # not retrained
+    assert sum("reusing" in m for m in messages) == 2
+    assert len(res.rows) == 2
+    with pytest.raises(ValueError, match="width: 4 there, 8 here"):
+        run_job(generalization_job(replace(cfg, width=8, reuse_models=True), digits=digits))
+    with pytest.raises(ValueError, match="config.json is missing"):
+        other = replace(cfg, out=str(tmp_path / "other"), reuse_models=True)
+        run_job(generalization_job(other, digits=digits))
