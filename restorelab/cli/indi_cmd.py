@@ -92,7 +92,9 @@ def train_indi(args: argparse.Namespace) -> int:
         recal_batches=min(args.recal_batches, 20), device=args.device, seed=args.seed, resume=args.resume,
         val=args.val, val_every=args.val_every, val_crop=args.val_crop,
         augment=False if args.no_augment else None, run_dir=args.run_dir, threads=args.threads,
-        max_minutes=args.max_minutes, degradation=args.degradation, eps=args.eps,
+        max_minutes=args.max_minutes, degradation=args.degradation, ema=args.ema, loss=args.loss,
+        stop_at_step=args.stop_at_step,
+        **({"eps": args.eps} if args.eps is not None else {}),
         command="restorelab train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         if len(sys.argv) > 1 and sys.argv[1] == "train" else "",
     )

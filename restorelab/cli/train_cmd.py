@@ -117,8 +117,9 @@ def register(sub: Any, bench_sub: Any) -> None:
                    help="denoise: a blind bias-free denoiser; indi: an InDI restoration network (colour)")
     p.add_argument("--degradation", choices=("blur", "sr4", "jpeg"), default=None,
                    help="--task indi: the degradation to undo, made on the fly from --data")
-    p.add_argument("--eps", type=float, default=0.01,
-                   help="--task indi: noise level of the path x_t = (1-t)x + ty + t*eps*n (0..1 scale)")
+    p.add_argument("--eps", type=float, default=None,
+                   help="--task indi: noise level of the path x_t = (1-t)x + ty + t*eps*n "
+                        "(0..1 scale, default 0.002)")
     p.set_defaults(func=_train)
 
     b = bench_sub.add_parser("bfcnn", help="PSNR of the learned bias-free denoiser on a test set")

@@ -57,8 +57,12 @@ class IndiTrainConfig(TrainConfig):
     """A :class:`~restorelab.models.train.TrainConfig` plus the InDI fields."""
 
     degradation: str = "blur"
-    #: noise level ε of the path (x_t += t ε η), on the [0, 1] scale
-    eps: float = 0.01
+    #: noise level ε of the path (x_t += t ε η), on the [0, 1] scale. Half an 8-bit grey level:
+    #: enough to make the path's density smooth, small against every degradation's error. At
+    #: 0.01 the N = 1 answer starts 0.26 dB below a q10–40 JPEG input (the network must first
+    #: learn to remove the added noise); in 5-minute proxies at width 32, ε = 0 reached +0.06 dB
+    #: over the input where ε = 0.01 stayed 0.17 dB below it.
+    eps: float = 0.002
 
 
 def indi_batch(

@@ -92,3 +92,21 @@ def test_train_task_indi_writes_a_loadable_model(tmp_path: Path, astronaut_small
                "--out", str(tmp_path / "m2.safetensors"),
                "--device", "cpu", "--quiet"])
     assert rc == 2  # a checkpoint trained for sr4 does not resume a jpeg run
+
+
+def test_train_task_indi_passes_ema_loss_and_eps(tmp_path: Path, astronaut_small: np.ndarray) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for k in range(3):
+        save_image(data / f"{k}.png", np.roll(astronaut_small, 11 * k, axis=0))
+    out = tmp_path / "m.safetensors"
+    rc = main(["train", "--task", "indi", "--degradation", "jpeg", "--data", str(data), "--steps", "2",
+               "--batch", "2", "--patch", "16", "--depth", "2", "--width", "4", "--val-every", "2",
+               "--val-crop", "16", "--recal-batches", "1", "--run-dir", str(tmp_path / "run"),
+               "--out", str(out), "--device", "cpu", "--quiet", "--ema", "0", "--loss", "l1"])
+    assert rc == 0
+    _, md = load_indi(out, degradation="jpeg")
+    assert float(md["ema"]) == 0.0 and md["loss"] == "l1" and float(md["eps"]) == 0.002
+    ck = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)
+    for name, v in ck["model"].items():  # EMA decay 0: the shipped copy is the trained weights
+        torch.testing.assert_close(ck["ema"][name], v, rtol=0, atol=0)
