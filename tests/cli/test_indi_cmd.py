@@ -73,21 +73,27 @@ def test_restore_refuses_a_model_for_another_degradation(tmp_path: Path, tiny: P
     assert rc == 2 and "1" in capsys.readouterr().err and not out.exists()
 
 
-def test_train_task_indi_writes_a_loadable_model(tmp_path: Path, astronaut_small: np.ndarray) -> None:
+def _tiny_train(tmp_path: Path, photo: np.ndarray, degradation: str, *extra: str) -> tuple[int, Path]:
+    """Two steps of `restorelab train --task indi` on three shifted copies of ``photo``."""
     data = tmp_path / "data"
-    data.mkdir()
+    data.mkdir(exist_ok=True)
     for k in range(3):
-        save_image(data / f"{k}.png", np.roll(astronaut_small, 17 * k, axis=1))
+        save_image(data / f"{k}.png", np.roll(photo, 17 * k, axis=1))
     out = tmp_path / "m.safetensors"
-    rc = main(["train", "--task", "indi", "--degradation", "sr4", "--data", str(data), "--steps", "2",
+    rc = main(["train", "--task", "indi", "--degradation", degradation, "--data", str(data), "--steps", "2",
                "--batch", "2", "--patch", "16", "--depth", "2", "--width", "4", "--val-every", "2",
                "--val-crop", "16", "--recal-batches", "1", "--run-dir", str(tmp_path / "run"),
-               "--out", str(out), "--device", "cpu", "--quiet"])
+               "--out", str(out), "--device", "cpu", "--quiet", *extra])
+    return rc, out
+
+
+def test_train_task_indi_writes_a_loadable_model(tmp_path: Path, astronaut_small: np.ndarray) -> None:
+    rc, out = _tiny_train(tmp_path, astronaut_small, "sr4")
     assert rc == 0
     net, md = load_indi(out, degradation="sr4")
     assert md["steps"] == "2" and "N1" in md["val_psnr"]
-    rc = main(["train", "--task", "indi", "--degradation", "jpeg", "--data", str(data), "--steps", "4",
-               "--batch", "2", "--patch", "16", "--depth", "2", "--width", "4",
+    rc = main(["train", "--task", "indi", "--degradation", "jpeg", "--data", str(tmp_path / "data"),
+               "--steps", "4", "--batch", "2", "--patch", "16", "--depth", "2", "--width", "4",
                "--run-dir", str(tmp_path / "run"), "--resume", str(tmp_path / "run" / "last.ckpt"),
                "--out", str(tmp_path / "m2.safetensors"),
                "--device", "cpu", "--quiet"])
@@ -95,15 +101,7 @@ def test_train_task_indi_writes_a_loadable_model(tmp_path: Path, astronaut_small
 
 
 def test_train_task_indi_passes_ema_loss_and_eps(tmp_path: Path, astronaut_small: np.ndarray) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    for k in range(3):
-        save_image(data / f"{k}.png", np.roll(astronaut_small, 11 * k, axis=0))
-    out = tmp_path / "m.safetensors"
-    rc = main(["train", "--task", "indi", "--degradation", "jpeg", "--data", str(data), "--steps", "2",
-               "--batch", "2", "--patch", "16", "--depth", "2", "--width", "4", "--val-every", "2",
-               "--val-crop", "16", "--recal-batches", "1", "--run-dir", str(tmp_path / "run"),
-               "--out", str(out), "--device", "cpu", "--quiet", "--ema", "0", "--loss", "l1"])
+    rc, out = _tiny_train(tmp_path, astronaut_small, "jpeg", "--ema", "0", "--loss", "l1")
     assert rc == 0
     _, md = load_indi(out, degradation="jpeg")
     assert float(md["ema"]) == 0.0 and md["loss"] == "l1" and float(md["eps"]) == 0.002
