@@ -162,6 +162,8 @@ def train_indi_job(cfg: IndiTrainConfig) -> Generator[Progress, None, dict[str, 
         raise ValueError(f"--eps must be in [0, 0.5), got {cfg.eps}")
     if cfg.batch < 1 or cfg.patch < 8 or cfg.lr <= 0:
         raise ValueError("batch must be >= 1, patch >= 8 and lr > 0")
+    if not 0 <= cfg.ema < 1:
+        raise ValueError(f"ema decay must be in [0, 1), got {cfg.ema}")
     device = resolve_device(cfg.device)
     if cfg.threads and cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -176,8 +178,6 @@ def train_indi_job(cfg: IndiTrainConfig) -> Generator[Progress, None, dict[str, 
         train_imgs = [im for i, im in enumerate(images) if i not in hold]
     if len(val) > cfg.val_count:
         val = [val[i] for i in np.linspace(0, len(val) - 1, cfg.val_count).round().astype(int)]
-    if not 0 <= cfg.ema < 1:
-        raise ValueError(f"ema decay must be in [0, 1), got {cfg.ema}")
     model = build_indi(3, cfg.depth, cfg.width).to(device)
     for mod in model.modules():
         if isinstance(mod, BFBatchNorm2d):

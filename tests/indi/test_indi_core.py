@@ -280,3 +280,12 @@ def test_a_resumed_training_run_equals_an_uninterrupted_one(tmp_path: Path) -> N
             torch.testing.assert_close(b[key][name], v, rtol=0, atol=0, msg=f"{key}.{name}")
     ema_differs = any(not torch.equal(a["ema"][k], a["model"][k]) for k in a["model"])
     assert ema_differs  # the EMA is a separate average, not a copy of the weights
+
+
+def test_a_bad_ema_decay_is_refused_before_any_data_is_read(tmp_path: Path) -> None:
+    from restorelab.indi.train import IndiTrainConfig, train_indi_job
+
+    cfg = IndiTrainConfig(data=[str(tmp_path / "missing")], out=str(tmp_path / "m.safetensors"),
+                          degradation="jpeg", ema=1.0, device="cpu")
+    with pytest.raises(ValueError, match=r"ema decay must be in \[0, 1\), got 1.0"):
+        run_job(train_indi_job(cfg))
