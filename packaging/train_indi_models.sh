@@ -2,9 +2,9 @@
 # Train the three InDI restoration models (blur, sr4, jpeg) one after the other on a GPU,
 # write their cards, and run `restorelab bench indi` with them.
 #
-# The shipped resources/models/indi_*.safetensors were NOT made by this script: they had
-# 8 CPU minutes each (their cards give the exact commands). This is the recipe for the GPU
-# retrain they need; the degradations are made on the CPU (PIL's JPEG codec in the loop),
+# The shipped resources/models/indi_*.safetensors were NOT made by this script: they were
+# trained on a 2-core CPU (their cards give the exact commands and minutes). This is the
+# recipe for the GPU retrain that blur and sr4 need; the degradations are made on the CPU (PIL's JPEG codec in the loop),
 # so a few worker-free minutes per model are bounded by that, not by the GPU.
 #
 #   DATA=dir-with-BSDS500-color,CBSD68  OUTDIR=where-to-write  bash packaging/train_indi_models.sh
