@@ -52,6 +52,7 @@ class Document(QObject):
         self.undo = QUndoStack(self)
         self.undo.setUndoLimit(undo_limit)
         self.undo.cleanChanged.connect(self._clean_changed)
+        self.undo.indexChanged.connect(self._prefetch)
 
     def _clean_changed(self, clean: bool) -> None:
         try:
@@ -160,6 +161,16 @@ class Document(QObject):
             return
         self.undo.push(cmd)
         self._free_unreferenced()
+
+    def _prefetch(self, index: int) -> None:
+        """Have the store read back the spilled deltas of the next undo (command index − 1)
+        and the next redo (command index), so neither reads a file on the GUI thread."""
+        keys: list[int] = []
+        for i in (index - 1, index):
+            c = self.undo.command(i) if 0 <= i < self.undo.count() else None
+            if isinstance(c, DeltaCommand):
+                keys += c.store_keys
+        self.store.prefetch(keys)
 
     def _free_unreferenced(self) -> None:
         keep: set[int] = set()

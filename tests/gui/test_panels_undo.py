@@ -175,3 +175,40 @@ def test_undo_store_spills_without_blocking_the_caller(monkeypatch: Any) -> None
         np.testing.assert_array_equal(st.get(k), a)
     st.drop(keys[0])
     assert st.spilled == 1
+
+
+def test_undo_of_spilled_edits_reads_no_file_on_the_gui_thread(qtbot: Any, monkeypatch: Any) -> None:
+    """The deltas of the next undo and redo are read back on the store's thread ahead of
+    time: undoing (and redoing) edits spilled to disk never calls ``np.load`` on the GUI
+    thread, and every step restores the exact pixels."""
+    import threading
+
+    from restorelab.gui import undo
+    from restorelab.gui.document import Document
+
+    readers: list[str] = []
+    real_load = np.load
+
+    def spy_load(*a: Any, **k: Any) -> Any:
+        readers.append(threading.current_thread().name)
+        return real_load(*a, **k)
+
+    monkeypatch.setattr(undo.np, "load", spy_load)
+    rng = np.random.default_rng(0)
+    doc = Document(rng.random((64, 64)).astype(np.float32), memory_budget=2 * 64 * 64 * 4)
+    states = [doc.image.copy()]
+    for _ in range(6):
+        doc.apply_image(rng.random((64, 64)).astype(np.float32), "edit")
+        states.append(doc.image.copy())
+    doc.store.flush()
+    assert doc.store.spilled >= 6
+    for i in range(6, 0, -1):
+        doc.store.flush()  # the prefetch started by the last index change has finished
+        doc.undo.undo()
+        np.testing.assert_array_equal(doc.image, states[i - 1])
+    for i in range(1, 7):
+        doc.store.flush()
+        doc.undo.redo()
+        np.testing.assert_array_equal(doc.image, states[i])
+    assert readers, "the edits were not spilled: the test does not exercise a read"
+    assert threading.main_thread().name not in readers
