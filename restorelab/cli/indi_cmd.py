@@ -95,6 +95,7 @@ def train_indi(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes, degradation=args.degradation, ema=args.ema, loss=args.loss,
         stop_at_step=args.stop_at_step,
         **({"eps": args.eps} if args.eps is not None else {}),
+        **({"t_one": args.t_one} if args.t_one is not None else {}),
         command="restorelab train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         if len(sys.argv) > 1 and sys.argv[1] == "train" else "",
     )

@@ -120,6 +120,9 @@ def register(sub: Any, bench_sub: Any) -> None:
     p.add_argument("--eps", type=float, default=None,
                    help="--task indi: noise level of the path x_t = (1-t)x + ty + t*eps*n "
                         "(0..1 scale, default 0.002)")
+    p.add_argument("--t-one", type=float, default=None,
+                   help="--task indi: fraction of each batch trained at t = 1, the N = 1 answer "
+                        "(default 0: t ~ U(0, 1])")
     p.set_defaults(func=_train)
 
     b = bench_sub.add_parser("bfcnn", help="PSNR of the learned bias-free denoiser on a test set")

@@ -55,6 +55,7 @@ def render_indi_card(weights: str | Path, *, log_csv: str | Path | None = None, 
         f"| steps × batch × patch | {md.get('steps')} × {md.get('batch')} × {md.get('patch')}² "
         f"({md.get('minutes', '?')} min) |",
         f"| seed | {md.get('seed')} |",
+        f"| path times t | {_times(md.get('t_one'))} |",
     ]
     if md.get("ema") is not None:
         lines.append(f"| shipped weights | exponential moving average, decay {md['ema']}; "
@@ -102,3 +103,9 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
+
+
+def _times(t_one: str | None) -> str:
+    """The training distribution of t, from the ``t_one`` metadata (absent: U(0, 1])."""
+    f = float(t_one) if t_one is not None else 0.0
+    return "U(0, 1]" if f == 0 else f"{f:g} of each batch at t = 1, the rest U(0, 1]"

@@ -63,6 +63,10 @@ class IndiTrainConfig(TrainConfig):
     #: learn to remove the added noise); in 5-minute proxies at width 32, ε = 0 reached +0.06 dB
     #: over the input where ε = 0.01 stayed 0.17 dB below it.
     eps: float = 0.002
+    #: fraction of each batch trained at t = 1 exactly (the rest at t ~ U(0, 1]). The N = 1
+    #: answer F(y, 1) is the hardest point of the path and, under U(0, 1], the rarest: a small
+    #: network spends its capacity on t < 1, where part of the clean image is still visible.
+    t_one: float = 0.0
 
 
 def indi_batch(
@@ -81,6 +85,8 @@ def indi_batch(
     x = torch.from_numpy(np.stack(xs).transpose(0, 3, 1, 2).copy())
     y = torch.from_numpy(np.stack(ys).transpose(0, 3, 1, 2).copy()).float()
     t = 1.0 - torch.rand(x.shape[0], generator=gen)  # U(0, 1]
+    if cfg.t_one > 0:
+        t = torch.where(torch.rand(x.shape[0], generator=gen) < cfg.t_one, torch.ones_like(t), t)
     tv = t.view(-1, 1, 1, 1)
     noise = torch.randn(x.shape, generator=gen) * (cfg.eps * tv)
     return (1 - tv) * x + tv * y + noise, t, x
@@ -160,6 +166,8 @@ def train_indi_job(cfg: IndiTrainConfig) -> Generator[Progress, None, dict[str, 
         raise ValueError(f"--degradation must be one of {', '.join(DEGRADATIONS)}, got {cfg.degradation!r}")
     if not 0 <= cfg.eps < 0.5:
         raise ValueError(f"--eps must be in [0, 0.5), got {cfg.eps}")
+    if not 0.0 <= cfg.t_one <= 1.0:
+        raise ValueError(f"--t-one must be in [0, 1], got {cfg.t_one}")
     if cfg.batch < 1 or cfg.patch < 8 or cfg.lr <= 0:
         raise ValueError("batch must be >= 1, patch >= 8 and lr > 0")
     if not 0 <= cfg.ema < 1:
@@ -218,7 +226,7 @@ def train_indi_job(cfg: IndiTrainConfig) -> Generator[Progress, None, dict[str, 
     if new_log:
         log.writerow(["step", "lr", "loss", "patches_per_s", "val_psnr_input", "val_psnr_N1"])
     meta = {"patch": cfg.patch, "batch": cfg.batch, "lr": cfg.lr, "seed": cfg.seed, "ema": cfg.ema,
-            "loss": cfg.loss,
+            "loss": cfg.loss, "t_one": cfg.t_one,
             "data": ", ".join(f"{Path(d).parent.name}/{Path(d).name}" for d in cfg.data),
             "command": cfg.command, "val_images": len(pairs), "val_crop": cfg.val_crop}
     t0 = time.perf_counter()

@@ -100,11 +100,12 @@ def test_train_task_indi_writes_a_loadable_model(tmp_path: Path, astronaut_small
     assert rc == 2  # a checkpoint trained for sr4 does not resume a jpeg run
 
 
-def test_train_task_indi_passes_ema_loss_and_eps(tmp_path: Path, astronaut_small: np.ndarray) -> None:
-    rc, out = _tiny_train(tmp_path, astronaut_small, "jpeg", "--ema", "0", "--loss", "l1")
+def test_train_task_indi_passes_ema_loss_eps_and_t_one(tmp_path: Path, astronaut_small: np.ndarray) -> None:
+    rc, out = _tiny_train(tmp_path, astronaut_small, "jpeg", "--ema", "0", "--loss", "l1", "--t-one", "0.25")
     assert rc == 0
     _, md = load_indi(out, degradation="jpeg")
     assert float(md["ema"]) == 0.0 and md["loss"] == "l1" and float(md["eps"]) == 0.002
+    assert float(md["t_one"]) == 0.25
     ck = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)
     for name, v in ck["model"].items():  # EMA decay 0: the shipped copy is the trained weights
         torch.testing.assert_close(ck["ema"][name], v, rtol=0, atol=0)

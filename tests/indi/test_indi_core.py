@@ -237,6 +237,29 @@ def test_training_batch_lies_on_the_path() -> None:
         np.testing.assert_allclose(xt[b].permute(1, 2, 0).numpy(), want, atol=1e-5)
 
 
+def test_t_one_trains_that_fraction_of_the_batch_at_t_equal_one() -> None:
+    """``t_one`` puts a fraction of each batch at the N = 1 point; at 0 the path times are
+    the U(0, 1] draws of the default recipe, unchanged; out of [0, 1] is refused."""
+    from restorelab.indi.train import IndiTrainConfig, indi_batch, train_indi_job
+    from restorelab.models.train import PatchSampler
+
+    imgs = [(np.random.default_rng(i).random((3, 40, 40)) * 255).astype(np.uint8) for i in range(2)]
+
+    def times(t_one: float) -> torch.Tensor:
+        cfg = IndiTrainConfig(data=[], out="", batch=400, patch=8, degradation="jpeg", eps=0.0, t_one=t_one)
+        s = PatchSampler(imgs, 8, True, np.random.default_rng(0))
+        return indi_batch(s, cfg, np.random.default_rng(1), torch.Generator().manual_seed(1))[1]
+
+    t0, t_half, t1 = times(0.0), times(0.5), times(1.0)
+    assert float((t0 == 1).float().mean()) < 0.01
+    assert 0.4 < float((t_half == 1).float().mean()) < 0.6
+    assert bool((t1 == 1).all())
+    kept = t_half < 1  # the others keep their U(0, 1] draw
+    torch.testing.assert_close(t_half[kept], t0[kept])
+    with pytest.raises(ValueError, match="t-one"):
+        next(train_indi_job(IndiTrainConfig(data=["x"], out="o.safetensors", t_one=1.5)))
+
+
 def test_long_trajectories_keep_evenly_spaced_frames(monkeypatch: pytest.MonkeyPatch) -> None:
     from restorelab.indi import restore as core
 
