@@ -61,6 +61,26 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     b.add_argument("--no-write", action="store_true", help="print the table only")
     b.set_defaults(func=cmd_bench_indi)
 
+    r = bench_sub.add_parser("indi-recipe", help="InDI training choices (the t = 1 share) at equal steps",
+                             description="Train the InDI network per degradation and --t-one value for the "
+                             "same steps and compare the held-out N = 1 validation.")
+    r.add_argument("--data", required=True, nargs="+", help="training image folder(s) (5%% held out)")
+    r.add_argument("--degradations", default="blur,sr4", help="comma-separated subset of blur,sr4,jpeg")
+    r.add_argument("--t-one", dest="t_ones", default="0,0.5", help="comma-separated t = 1 shares in [0, 1]")
+    r.add_argument("--steps", type=int, default=2000, help="training steps per configuration")
+    r.add_argument("--width", type=int, default=16)
+    r.add_argument("--depth", type=int, default=3)
+    r.add_argument("--batch", type=int, default=16)
+    r.add_argument("--patch", type=int, default=48)
+    r.add_argument("--lr", type=float, default=3e-4, help="peak learning rate")
+    r.add_argument("--val-every", type=int, default=250)
+    r.add_argument("--val-crop", type=int, default=96, help="side of the held-out validation crops")
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", default="docs/training/indi_recipe.md",
+                   help="markdown file whose indi-recipe section is (re)written ('' = print only)")
+    r.set_defaults(func=_bench_indi_recipe)
+
     g = bench_sub.add_parser("indi-gui", help="the InDI dock on a large photo: progress, GUI stalls, cancel")
     g.add_argument("--image", default=None, help="a photo (default: a synthetic --width x --height image)")
     g.add_argument("--width", type=int, default=4000)
@@ -72,6 +92,27 @@ def register(sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAct
     g.add_argument("--out", default=None,
                    help="also write the indi-gui-cancel (or -finish) section of this markdown file")
     g.set_defaults(func=_bench_indi_gui)
+
+
+def _bench_indi_recipe(args: argparse.Namespace) -> int:
+    from restorelab.bench.indi_recipe import bench_indi_recipe
+
+    try:
+        t_ones = [float(v) for v in args.t_ones.split(",") if v.strip()]
+    except ValueError as e:
+        raise CommandError(f"--t-one: {e}") from None
+    try:
+        bench_indi_recipe(
+            list(args.data), degradations=[d.strip() for d in args.degradations.split(",") if d.strip()],
+            t_ones=t_ones, steps=args.steps, width=args.width, depth=args.depth, batch=args.batch,
+            patch=args.patch, lr=args.lr, val_every=args.val_every, val_crop=args.val_crop,
+            threads=args.threads, seed=args.seed, warmup=min(200, max(1, args.steps // 10)),
+            out=args.out or None,
+            command="restorelab bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
+        )
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    return 0
 
 
 # --------------------------------------------------------------------------------------- train
