@@ -24,6 +24,12 @@ _WHAT = {
 }
 
 
+def _times(t_one: str | None) -> str:
+    """The training distribution of t, from the ``t_one`` metadata (absent: U(0, 1])."""
+    f = float(t_one) if t_one is not None else 0.0
+    return "U(0, 1]" if f == 0 else f"{f:g} of each batch at t = 1, the rest U(0, 1]"
+
+
 def render_indi_card(weights: str | Path, *, log_csv: str | Path | None = None, notes: str = "") -> str:
     """Markdown description of an InDI weights file."""
     from restorelab.models.card import _throughput
@@ -104,8 +110,3 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
 
-
-def _times(t_one: str | None) -> str:
-    """The training distribution of t, from the ``t_one`` metadata (absent: U(0, 1])."""
-    f = float(t_one) if t_one is not None else 0.0
-    return "U(0, 1]" if f == 0 else f"{f:g} of each batch at t = 1, the rest U(0, 1]"
