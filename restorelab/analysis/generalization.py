@@ -39,6 +39,7 @@ __all__ = [
     "generalization_job",
     "split_subsets",
     "nearest_rmse",
+    "converged_samples",
     "load_digits",
 ]
 
@@ -160,6 +161,20 @@ def nearest_rmse(samples: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np
     return best, idx
 
 
+def converged_samples(sigma_log: np.ndarray, sigma_L: float) -> np.ndarray:
+    """Which of K samples reached σ_t ≤ σ_L, from the sampler's (iterations, K) log of σ_t.
+
+    Algorithm 1 stops a sample when its σ_t falls to σ_L (converged), stops decreasing, or
+    grows (diverging); the last two end with the last iterate, which is not a draw from the
+    prior, so the distances of such a sample measure the sampler's failure, not the network's
+    memorisation or generalization. NaN entries are iterations after a sample stopped.
+    """
+    log = np.asarray(sigma_log, dtype=np.float64)
+    if log.ndim != 2 or log.shape[0] == 0:
+        return np.zeros(log.shape[-1] if log.ndim == 2 else 0, dtype=bool)
+    return np.any(np.nan_to_num(log, nan=np.inf) <= sigma_L, axis=0)
+
+
 def _write_folder(folder: Path, images: np.ndarray) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for k, a in enumerate(images):
@@ -173,10 +188,12 @@ def generalization_job(
 
     ``digits`` (M, 28, 28) uint8 replaces the images of ``cfg.data`` (tests use synthetic ones).
 
-    Writes ``generalization.csv`` (one row per N and sample), ``generalization_summary.csv``
-    (medians per N), ``generalization.png`` and ``config.json``; the trained weights go to
-    ``OUT/models/`` and the data subsets to ``OUT/data/``. A generator job; cancelling stops
-    between training steps or sampler iterations.
+    Writes ``generalization.csv`` (one row per N and sample: the distances and whether each
+    network's sample converged, :func:`converged_samples`), ``generalization_summary.csv``
+    (medians per N and the fraction of pairs where both converged), ``generalization.png``
+    and ``config.json``; the trained weights go to ``OUT/models/`` and the data subsets to
+    ``OUT/data/``. A generator job; cancelling stops between training steps or sampler
+    iterations.
     """
     import torch
 
@@ -209,6 +226,7 @@ def generalization_job(
     for n in sizes:
         ia, ib, _ = splits[n]
         samples: list[np.ndarray] = []
+        conv: list[np.ndarray] = []
         for tag, idx in (("a", ia), ("b", ib)):
             data_dir = out / "data" / f"n{n}_{tag}"
             _write_folder(data_dir, digits[idx])
@@ -262,6 +280,7 @@ def generalization_job(
                 done_models,
                 n_models,
             )
+            conv.append(converged_samples(res.sigma_log, cfg.sigma_L))
             samples.append(
                 np.clip(np.stack([np.asarray(s, np.float32).reshape(28, 28) for s in res.samples]), 0.0, 1.0)
             )
@@ -279,6 +298,8 @@ def generalization_job(
                     "dist_ab": float(d_ab[k]),
                     "nn_a": float(nn_a[k]),
                     "nn_b": float(nn_b[k]),
+                    "converged_a": int(conv[0][k]),
+                    "converged_b": int(conv[1][k]),
                 }
             )
         shown[n] = (sa, sb, ta[ka].astype(np.float32), tb[kb].astype(np.float32))
@@ -295,6 +316,7 @@ def generalization_job(
                 "frac_ab_closer_than_nn": float(
                     np.mean(da < np.minimum([x["nn_a"] for x in r], [x["nn_b"] for x in r]))
                 ),
+                "frac_both_converged": float(np.mean([x["converged_a"] and x["converged_b"] for x in r])),
             }
         )
     csv_path, summary_path = out / "generalization.csv", out / "generalization_summary.csv"

@@ -93,9 +93,10 @@ def _generalization(args: argparse.Namespace) -> int:
             print(f"[{time.perf_counter() - t0:6.0f} s] {ev.message}", file=sys.stderr, flush=True)
 
     res = run_job(generalization_job(cfg), on_progress=show)
-    print("N,median_dist_ab,median_nn,frac_ab_closer_than_nn")
+    print("N,median_dist_ab,median_nn,frac_ab_closer_than_nn,frac_both_converged")
     for s in res.summary:
-        print(f"{s['N']},{s['median_dist_ab']:.4f},{s['median_nn']:.4f},{s['frac_ab_closer_than_nn']:.2f}")
+        print(f"{s['N']},{s['median_dist_ab']:.4f},{s['median_nn']:.4f},{s['frac_ab_closer_than_nn']:.2f},"
+              f"{s['frac_both_converged']:.2f}")
     print(
         f"wrote {res.csv_path}, {res.summary_path} and {res.figure_path} ({time.perf_counter() - t0:.0f} s)"
     )

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from restorelab.analysis.generalization import nearest_rmse, split_subsets
+from restorelab.analysis.generalization import converged_samples, nearest_rmse, split_subsets
 from restorelab.cli import main
 from restorelab.io import load_image, save_image
 
@@ -117,6 +117,20 @@ def test_nearest_rmse_matches_brute_force(rng):
     assert idx[0] == 7 and abs(d[0] - 0.01) < 1e-12
 
 
+def test_converged_samples_are_those_whose_sigma_reached_sigma_L():
+    nan = np.nan
+    log = np.array([  # iterations x 3 samples; NaN after a sample stopped
+        [0.9, 0.9, 0.9],
+        [0.2, 0.05, 0.3],
+        [0.009, 0.04, 0.6],  # sample 0 reaches σ_L = 0.01 and stops
+        [nan, 0.03, 2.5],  # sample 2 diverges
+        [nan, 0.03, nan],  # sample 1 stalls above σ_L
+    ])
+    assert converged_samples(log, 0.01).tolist() == [True, False, False]
+    assert converged_samples(log, 0.03).tolist() == [True, True, False]
+    assert converged_samples(np.zeros((0, 4)), 0.01).tolist() == [False] * 4
+
+
 @pytest.mark.slow
 def test_generalization_job_end_to_end_on_synthetic_digits(tmp_path):
     from restorelab.analysis.generalization import GeneralizationConfig, generalization_job
@@ -151,6 +165,9 @@ def test_generalization_job_end_to_end_on_synthetic_digits(tmp_path):
         np.testing.assert_allclose(
             [r["dist_ab"] for r in rows], np.sqrt(((sa - sb) ** 2).mean(axis=(1, 2))), rtol=1e-5
         )
+    # three iterations of an untrained network cannot bring σ_t from 1 to 0.01: no sample converged
+    assert [(r["converged_a"], r["converged_b"]) for r in res.rows] == [(0, 0)] * 4
+    assert [s["frac_both_converged"] for s in res.summary] == [0.0, 0.0]
     with open(res.csv_path) as f:
         assert len(list(csv.DictReader(f))) == 4
     assert load_image(res.figure_path).shape[2] == 3
