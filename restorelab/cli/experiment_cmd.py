@@ -50,6 +50,8 @@ def register(sub: Any, bench_sub: Any) -> None:
     g.add_argument("--samples", type=int, default=C.samples, help="samples (seeds) per network")
     g.add_argument("--beta", type=float, default=C.beta, help="Algorithm 1's β")
     g.add_argument("--max-iter", type=int, default=C.max_iter, help="Algorithm 1's iteration cap")
+    g.add_argument("--sigma-L", dest="sigma_L", type=float, default=C.sigma_L,
+                   help="Algorithm 1's final noise level σ_L (a sample converges when σ_t ≤ σ_L)")
     g.add_argument("--validation", type=int, default=C.validation, help="held-out digits for validation")
     g.add_argument("--seed", type=int, default=C.seed)
     g.add_argument("--device", default=C.device, help="auto | cpu | cuda")
@@ -76,6 +78,7 @@ def _generalization(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         samples=args.samples,
         beta=args.beta,
+        sigma_L=args.sigma_L,
         max_iter=args.max_iter,
         validation=args.validation,
         seed=args.seed,

@@ -200,3 +200,23 @@ def test_generalization_reuses_its_trained_networks_only_with_the_same_training_
     with pytest.raises(ValueError, match="config.json is missing"):
         other = replace(cfg, out=str(tmp_path / "other"), reuse_models=True)
         run_job(generalization_job(other, digits=digits))
+
+
+def test_generalization_command_passes_the_sampler_settings(tmp_path, monkeypatch):
+    import restorelab.analysis.generalization as gen
+    from restorelab.cli import main
+
+    seen = {}
+
+    def fake_job(cfg, digits=None):
+        seen["cfg"] = cfg
+        csv_path, fig, summary = tmp_path / "g.csv", tmp_path / "g.png", tmp_path / "s.csv"
+        return gen.GeneralizationResult([], [], csv_path, fig, summary, {}, {})
+        yield  # a generator job, like the real one
+
+    monkeypatch.setattr(gen, "generalization_job", fake_job)
+    rc = main(["experiment", "generalization", "--out", str(tmp_path), "--sizes", "5,7",
+               "--sigma-L", "0.05", "--beta", "0.2", "--max-iter", "99"])
+    assert rc == 0
+    cfg = seen["cfg"]
+    assert (cfg.sizes, cfg.sigma_L, cfg.beta, cfg.max_iter) == ((5, 7), 0.05, 0.2, 99)
