@@ -165,7 +165,7 @@ def test_generalization_job_end_to_end_on_synthetic_digits(tmp_path):
         np.testing.assert_allclose(
             [r["dist_ab"] for r in rows], np.sqrt(((sa - sb) ** 2).mean(axis=(1, 2))), rtol=1e-5
         )
-    # three iterations of an untrained network cannot bring σ_t from 1 to 0.01: no sample converged
+    # three iterations of an untrained network cannot bring σ_t from 1 to σ_L: no sample converged
     assert [(r["converged_a"], r["converged_b"]) for r in res.rows] == [(0, 0)] * 4
     assert [s["frac_both_converged"] for s in res.summary] == [0.0, 0.0]
     with open(res.csv_path) as f:
