@@ -24,10 +24,7 @@ from typing import Any
 
 from restorelab.bench.report import machine_line, markdown_table, write_section
 
-__all__ = ["EPS_FOR", "bench_indi_recipe"]
-
-#: path noise ε per degradation, the training command's recommended values (docs/indi.md)
-EPS_FOR = {"blur": 0.002, "sr4": 0.002, "jpeg": 0.0}
+__all__ = ["bench_indi_recipe"]
 
 
 def bench_indi_recipe(
@@ -41,7 +38,7 @@ def bench_indi_recipe(
     batch: int = 16,
     patch: int = 48,
     lr: float = 3e-4,
-    warmup: int = 200,
+    warmup: int | None = None,
     val_every: int = 250,
     val_crop: int = 96,
     threads: int = 1,
@@ -53,11 +50,14 @@ def bench_indi_recipe(
     """Train one InDI network per (degradation, t_one) for ``steps`` steps and tabulate the
     held-out N = 1 validation; write the table as the ``indi-recipe`` section of ``out``.
 
+    ``warmup`` defaults to min(200, steps / 10); the path noise ε is the recommended one of
+    :func:`restorelab.indi.train.recommended_eps`.
+
     Returns one dict per run: degradation, t_one, input PSNR, best and last N = 1 PSNR, the
     step of the best, seconds.
     """
     from restorelab.indi.degrade import DEGRADATIONS
-    from restorelab.indi.train import IndiTrainConfig, train_indi_job
+    from restorelab.indi.train import IndiTrainConfig, recommended_eps, train_indi_job
     from restorelab.jobs import run_job
 
     bad = [d for d in degradations if d not in DEGRADATIONS]
@@ -67,6 +67,8 @@ def bench_indi_recipe(
         raise ValueError(f"--t-one values must be in [0, 1], got {t_ones}")
     if steps < 1 or val_every < 1:
         raise ValueError("--steps and --val-every must be >= 1")
+    if warmup is None:
+        warmup = min(200, max(1, steps // 10))
     rows: list[dict[str, Any]] = []
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="restorelab-indi-recipe-") as tmp:
@@ -79,7 +81,7 @@ def bench_indi_recipe(
                     lr=lr, warmup=warmup, val_every=val_every, val_crop=val_crop, recal_batches=20,
                     device="cpu",
                     threads=threads, seed=seed, run_dir=str(Path(tmp) / name), degradation=deg,
-                    eps=EPS_FOR[deg], t_one=t_one,
+                    eps=recommended_eps(deg), t_one=t_one,
                 )
                 t0 = time.perf_counter()
                 run_job(train_indi_job(cfg))

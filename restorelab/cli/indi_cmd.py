@@ -106,7 +106,7 @@ def _bench_indi_recipe(args: argparse.Namespace) -> int:
             list(args.data), degradations=[d.strip() for d in args.degradations.split(",") if d.strip()],
             t_ones=t_ones, steps=args.steps, width=args.width, depth=args.depth, batch=args.batch,
             patch=args.patch, lr=args.lr, val_every=args.val_every, val_crop=args.val_crop,
-            threads=args.threads, seed=args.seed, warmup=min(200, max(1, args.steps // 10)),
+            threads=args.threads, seed=args.seed,
             out=args.out or None,
             command="restorelab bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
         )

@@ -45,3 +45,10 @@ def test_bad_shares_and_degradations_are_refused(tmp_path: Path, data: Path,
     assert "--t-one" in capsys.readouterr().err
     assert main([*base, "--degradations", "noise"]) == 2
     assert "blur" in capsys.readouterr().err
+
+
+def test_recommended_path_noise_is_none_for_jpeg_only() -> None:
+    from restorelab.indi.train import recommended_eps
+
+    assert recommended_eps("jpeg") == 0.0
+    assert recommended_eps("blur") == recommended_eps("sr4") == 0.002
