@@ -225,3 +225,16 @@ def test_trace_falls_with_sigma_and_hutchinson_is_within_its_error(rng):
     se = np.sqrt(2 * np.sum(((off + off.T) / 2) ** 2) / probes)
     est = run_job(trace_sweep_job(den, x, [25 / 255], probes=probes)).traces[0]
     assert abs(est - sweep.traces[1]) < 4 * se
+
+
+def test_spectrum_on_a_torch_device_matches_lapack_and_its_eigenvectors_diagonalise_S(rng):
+    # the device path is what a GPU uses for the 64×64 basis; on the CPU it must give LAPACK's answer
+    J = rng.standard_normal((40, 40))
+    ref = spectrum(J)
+    got = spectrum(J, device="cpu")
+    np.testing.assert_allclose(got.eigenvalues, ref.eigenvalues, atol=1e-10)
+    assert np.all(np.diff(got.eigenvalues) <= 0)
+    S = 0.5 * (J + J.T)
+    V = got.eigenvectors
+    np.testing.assert_allclose(V.T @ S @ V, np.diag(got.eigenvalues), atol=1e-9)
+    assert abs(got.asymmetry - ref.asymmetry) < 1e-12
